@@ -1,0 +1,11 @@
+//! Connectors: each collects one system's raw records and maps them to a graph
+//! fragment. A connector knows no store. Also the shared HTTP layer and the
+//! ticket sinks.
+#![deny(missing_docs)]
+
+pub mod connector;
+pub mod http;
+pub mod sinks;
+pub mod snapshot;
+
+pub use connector::{Connector, SyncError};

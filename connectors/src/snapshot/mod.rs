@@ -1,0 +1,1 @@
+//! Snapshot source (being written).

@@ -1,0 +1,527 @@
+//! The in-memory access graph: nodes of every source, people resolved across
+//! sources, owners resolved, and effective access as the closure over
+//! `same_as`, `member_of*` and `can_assume*` followed by one `grant`.
+
+use crate::model::{Edge, EdgeKind, Node, NodeKind, person_id};
+use crate::settings::Catalog;
+use chrono::{DateTime, Utc};
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+/// How accounts become people.
+#[derive(Clone, Debug, Default)]
+pub struct ResolveSettings {
+    /// `[[identity.alias]]`: account node id → email.
+    pub aliases: Vec<(String, String)>,
+    /// Sources that are the truth about who still works here (IdP, SCIM).
+    pub identity_sources: BTreeSet<String>,
+}
+
+/// Who owns a non-human identity, and who said so.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Owner {
+    /// Neither the source nor the catalog names an owner.
+    Missing,
+    /// The owner is a known node.
+    Known {
+        /// The owner's node.
+        node: NodeIndex,
+        /// True when the catalog declared it, false when the source did.
+        from_catalog: bool,
+        /// True when the source only implies it (e.g. a key's creator).
+        inferred: bool,
+    },
+    /// An owner is named but no source knows it.
+    Unknown {
+        /// The owner reference as written.
+        reference: String,
+        /// True when the catalog declared it.
+        from_catalog: bool,
+    },
+}
+
+/// The graph of every current node and edge, with people and owners resolved.
+#[derive(Debug, Default)]
+pub struct AccessGraph {
+    graph: DiGraph<Node, Edge>,
+    index: HashMap<String, NodeIndex>,
+    person_of: HashMap<NodeIndex, NodeIndex>,
+    owners: HashMap<NodeIndex, Owner>,
+    catalog: Catalog,
+    identity_sources: BTreeSet<String>,
+}
+
+/// Errors building a graph from rows.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// Two nodes share an id.
+    #[error("duplicate node id `{0}`")]
+    DuplicateNode(String),
+}
+
+impl AccessGraph {
+    /// Builds the graph. Edges whose endpoints are unknown are dropped (a
+    /// source may reference an object another source owns that has not synced).
+    pub fn build(
+        nodes: Vec<Node>,
+        edges: Vec<Edge>,
+        catalog: &Catalog,
+        resolve: &ResolveSettings,
+    ) -> Result<AccessGraph, GraphError> {
+        let mut graph = DiGraph::with_capacity(nodes.len(), edges.len());
+        let mut index = HashMap::with_capacity(nodes.len());
+        for node in nodes {
+            if index.contains_key(&node.id) {
+                return Err(GraphError::DuplicateNode(node.id));
+            }
+            let id = node.id.clone();
+            let ix = graph.add_node(node);
+            index.insert(id, ix);
+        }
+        for edge in edges {
+            if let (Some(&from), Some(&to)) = (index.get(&edge.from), index.get(&edge.to)) {
+                graph.add_edge(from, to, edge);
+            }
+        }
+        let mut built = AccessGraph {
+            graph,
+            index,
+            person_of: HashMap::new(),
+            owners: HashMap::new(),
+            catalog: catalog.clone(),
+            identity_sources: resolve.identity_sources.clone(),
+        };
+        built.resolve_people(resolve);
+        built.resolve_owners();
+        Ok(built)
+    }
+
+    fn resolve_people(&mut self, resolve: &ResolveSettings) {
+        let aliases: HashMap<&str, &str> = resolve
+            .aliases
+            .iter()
+            .map(|(account, email)| (account.as_str(), email.as_str()))
+            .collect();
+        let mut accounts: BTreeMap<String, Vec<NodeIndex>> = BTreeMap::new();
+        for ix in self.graph.node_indices() {
+            let node = &self.graph[ix];
+            if node.kind != NodeKind::Human {
+                continue;
+            }
+            let email = aliases
+                .get(node.id.as_str())
+                .copied()
+                .or(node.email.as_deref())
+                .filter(|email| email.contains('@'));
+            if let Some(email) = email {
+                accounts.entry(person_id(email)).or_default().push(ix);
+            }
+        }
+        for (pid, mut members) in accounts {
+            members.sort_by(|a, b| self.graph[*a].id.cmp(&self.graph[*b].id));
+            let email = pid.trim_start_matches("person:").to_string();
+            let person_ix = match self.index.get(&pid) {
+                Some(&ix) => ix,
+                None => {
+                    let first = &self.graph[members[0]];
+                    let name = if first.name.is_empty() { email.clone() } else { first.name.clone() };
+                    let mut person = Node::new(pid.clone(), NodeKind::Person, "", name);
+                    person.email = Some(email);
+                    let ix = self.graph.add_node(person);
+                    self.index.insert(pid.clone(), ix);
+                    ix
+                }
+            };
+            for account in members {
+                let edge = Edge::new(pid.clone(), self.graph[account].id.clone(), EdgeKind::SameAs);
+                self.graph.add_edge(person_ix, account, edge);
+                self.person_of.insert(account, person_ix);
+            }
+        }
+        for ix in self.graph.node_indices().collect::<Vec<_>>() {
+            if self.graph[ix].kind == NodeKind::Person {
+                let active = self.compute_person_active(ix);
+                self.graph[ix].active = Some(active);
+            }
+        }
+    }
+
+    /// A person is active if any of their IdP accounts is; with no IdP account,
+    /// if any account is.
+    fn compute_person_active(&self, person: NodeIndex) -> bool {
+        let accounts: Vec<&Node> = self
+            .graph
+            .edges_directed(person, Direction::Outgoing)
+            .filter(|e| e.weight().kind == EdgeKind::SameAs)
+            .map(|e| &self.graph[e.target()])
+            .collect();
+        let authoritative: Vec<&&Node> = accounts
+            .iter()
+            .filter(|n| self.identity_sources.contains(&n.source))
+            .collect();
+        if authoritative.is_empty() {
+            accounts.iter().any(|n| n.active != Some(false))
+        } else {
+            authoritative.iter().any(|n| n.active != Some(false))
+        }
+    }
+
+    /// Finds the node an owner reference names: an email (a person) or a node id.
+    pub fn lookup_owner_reference(&self, reference: &str) -> Option<NodeIndex> {
+        let reference = reference.trim();
+        let ix = if reference.contains('@') && !reference.starts_with("person:") {
+            self.index.get(&person_id(reference)).copied()
+        } else {
+            self.index.get(reference).copied()
+        }?;
+        Some(self.person_of.get(&ix).copied().unwrap_or(ix))
+    }
+
+    fn resolve_owners(&mut self) {
+        let mut owners = HashMap::new();
+        let mut owns_edges = Vec::new();
+        for ix in self.graph.node_indices() {
+            let node = &self.graph[ix];
+            if !node.kind.is_non_human() && node.kind != NodeKind::Credential {
+                continue;
+            }
+            let catalog_owner = self.catalog.agent_for(&node.id).and_then(|a| a.owner.clone());
+            let (reference, from_catalog, inferred) = match (catalog_owner, &node.owner) {
+                (Some(owner), _) => (owner, true, false),
+                (None, Some(owner)) => (owner.clone(), false, node.owner_inferred),
+                (None, None) => {
+                    owners.insert(ix, Owner::Missing);
+                    continue;
+                }
+            };
+            let owner = match self.lookup_owner_reference(&reference) {
+                Some(owner_ix) => {
+                    owns_edges.push((owner_ix, ix));
+                    Owner::Known { node: owner_ix, from_catalog, inferred }
+                }
+                None => Owner::Unknown { reference, from_catalog },
+            };
+            owners.insert(ix, owner);
+        }
+        for (owner, owned) in owns_edges {
+            let edge = Edge::new(self.graph[owner].id.clone(), self.graph[owned].id.clone(), EdgeKind::Owns);
+            self.graph.add_edge(owner, owned, edge);
+        }
+        self.owners = owners;
+    }
+
+    /// The node behind an index.
+    pub fn node(&self, ix: NodeIndex) -> &Node {
+        &self.graph[ix]
+    }
+
+    /// The index of a node id.
+    pub fn find(&self, id: &str) -> Option<NodeIndex> {
+        self.index.get(id).copied()
+    }
+
+    /// Every node index.
+    pub fn node_indices(&self) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.graph.node_indices()
+    }
+
+    /// Every node.
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> + '_ {
+        self.graph.node_weights()
+    }
+
+    /// Every edge, including the derived `same_as` and `owns`.
+    pub fn edges(&self) -> impl Iterator<Item = &Edge> + '_ {
+        self.graph.edge_weights()
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    /// The catalog the graph was built with.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The person an account resolves to.
+    pub fn person_of(&self, account: NodeIndex) -> Option<NodeIndex> {
+        self.person_of.get(&account).copied()
+    }
+
+    /// The accounts of a person.
+    pub fn accounts_of(&self, person: NodeIndex) -> Vec<NodeIndex> {
+        self.neighbors(person, EdgeKind::SameAs, Direction::Outgoing)
+    }
+
+    /// Owner resolution of a non-human identity or credential.
+    pub fn owner(&self, ix: NodeIndex) -> &Owner {
+        self.owners.get(&ix).unwrap_or(&Owner::Missing)
+    }
+
+    /// Whether an identity (or person) is active.
+    pub fn is_active(&self, ix: NodeIndex) -> bool {
+        self.graph[ix].active != Some(false)
+    }
+
+    /// Neighbours over edges of one kind.
+    pub fn neighbors(&self, ix: NodeIndex, kind: EdgeKind, direction: Direction) -> Vec<NodeIndex> {
+        let mut out: Vec<NodeIndex> = self
+            .graph
+            .edges_directed(ix, direction)
+            .filter(|e| e.weight().kind == kind)
+            .map(|e| if direction == Direction::Outgoing { e.target() } else { e.source() })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The identities holding a credential.
+    pub fn holders_of(&self, credential: NodeIndex) -> Vec<NodeIndex> {
+        self.neighbors(credential, EdgeKind::Holds, Direction::Incoming)
+    }
+
+    /// Who acts: people, and every identity not resolved to a person.
+    pub fn principals(&self) -> Vec<NodeIndex> {
+        let mut out: Vec<NodeIndex> = self
+            .graph
+            .node_indices()
+            .filter(|&ix| self.graph[ix].kind.is_identity() && !self.person_of.contains_key(&ix))
+            .collect();
+        out.sort_by(|a, b| self.graph[*a].id.cmp(&self.graph[*b].id));
+        out
+    }
+
+    /// Groups a principal belongs to, transitively (through its accounts for a person).
+    pub fn groups_of(&self, principal: NodeIndex, now: DateTime<Utc>) -> Vec<NodeIndex> {
+        let mut seen = BTreeSet::new();
+        let mut queue = VecDeque::from([principal]);
+        while let Some(ix) = queue.pop_front() {
+            for edge in self.graph.edges_directed(ix, Direction::Outgoing) {
+                let kind = edge.weight().kind;
+                if !(kind == EdgeKind::MemberOf || kind == EdgeKind::SameAs) || !edge_live(edge.weight(), now) {
+                    continue;
+                }
+                let target = edge.target();
+                if kind == EdgeKind::MemberOf && !seen.insert(target) {
+                    continue;
+                }
+                queue.push_back(target);
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// Effective access of one starting node (principal, account, group or role),
+    /// one entry per (resource, action) with the shortest path as evidence.
+    pub fn access_from(&self, start: NodeIndex, now: DateTime<Utc>) -> Vec<AccessEntry> {
+        let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut path_expiry: HashMap<NodeIndex, Option<DateTime<Utc>>> = HashMap::new();
+        path_expiry.insert(start, None);
+        let mut queue = VecDeque::from([start]);
+        let mut found: BTreeMap<(NodeIndex, &str), AccessEntry> = BTreeMap::new();
+        while let Some(ix) = queue.pop_front() {
+            let expiry_here = path_expiry.get(&ix).copied().flatten();
+            let mut grants: Vec<_> = self
+                .graph
+                .edges_directed(ix, Direction::Outgoing)
+                .filter(|e| e.weight().kind == EdgeKind::Grant && edge_live(e.weight(), now))
+                .collect();
+            grants.sort_by_key(|e| e.id());
+            for edge in grants {
+                let weight = edge.weight();
+                for action in &weight.actions {
+                    let key = (edge.target(), action.as_str());
+                    if found.contains_key(&key) {
+                        continue;
+                    }
+                    let mut path = path_to(&parent, start, ix);
+                    path.push(edge.target());
+                    found.insert(
+                        key,
+                        AccessEntry {
+                            principal: start,
+                            resource: edge.target(),
+                            action: action.clone(),
+                            path,
+                            expires_at: min_time(expiry_here, weight.expires_at),
+                            conditional: weight.conditional,
+                        },
+                    );
+                }
+            }
+            let mut next: Vec<_> = self
+                .graph
+                .edges_directed(ix, Direction::Outgoing)
+                .filter(|e| {
+                    matches!(e.weight().kind, EdgeKind::SameAs | EdgeKind::MemberOf | EdgeKind::CanAssume)
+                        && edge_live(e.weight(), now)
+                })
+                .collect();
+            next.sort_by_key(|e| e.id());
+            for edge in next {
+                let target = edge.target();
+                if target == start || parent.contains_key(&target) {
+                    continue;
+                }
+                parent.insert(target, ix);
+                path_expiry.insert(target, min_time(expiry_here, edge.weight().expires_at));
+                queue.push_back(target);
+            }
+        }
+        found.into_values().collect()
+    }
+
+    /// Effective access of every principal.
+    pub fn effective_access(&self, now: DateTime<Utc>) -> EffectiveAccess {
+        let mut entries = Vec::new();
+        for principal in self.principals() {
+            entries.extend(self.access_from(principal, now));
+        }
+        EffectiveAccess::new(entries)
+    }
+
+    /// Shortest path between two nodes over the edges that confer access
+    /// (a credential stands for its holders).
+    pub fn path(&self, from: NodeIndex, to: NodeIndex) -> Option<Vec<NodeIndex>> {
+        let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut queue = VecDeque::from([from]);
+        while let Some(ix) = queue.pop_front() {
+            if ix == to {
+                return Some(path_to(&parent, from, ix));
+            }
+            let mut next: Vec<NodeIndex> = self
+                .graph
+                .edges_directed(ix, Direction::Outgoing)
+                .filter(|e| {
+                    matches!(
+                        e.weight().kind,
+                        EdgeKind::SameAs | EdgeKind::MemberOf | EdgeKind::CanAssume | EdgeKind::Grant
+                    )
+                })
+                .map(|e| e.target())
+                .collect();
+            if self.graph[ix].kind == NodeKind::Credential {
+                next.extend(self.holders_of(ix));
+            }
+            next.sort();
+            for target in next {
+                if target != from && !parent.contains_key(&target) {
+                    parent.insert(target, ix);
+                    queue.push_back(target);
+                }
+            }
+        }
+        None
+    }
+
+    /// Node ids of a path, for evidence.
+    pub fn path_ids(&self, path: &[NodeIndex]) -> Vec<String> {
+        path.iter().map(|&ix| self.graph[ix].id.clone()).collect()
+    }
+
+    /// Sources that are identity sources of truth.
+    pub fn identity_sources(&self) -> &BTreeSet<String> {
+        &self.identity_sources
+    }
+}
+
+fn edge_live(edge: &Edge, now: DateTime<Utc>) -> bool {
+    edge.expires_at.is_none_or(|at| at > now)
+}
+
+fn min_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn path_to(parent: &HashMap<NodeIndex, NodeIndex>, start: NodeIndex, end: NodeIndex) -> Vec<NodeIndex> {
+    let mut path = vec![end];
+    let mut cursor = end;
+    while cursor != start {
+        match parent.get(&cursor) {
+            Some(&up) => {
+                path.push(up);
+                cursor = up;
+            }
+            None => break,
+        }
+    }
+    path.reverse();
+    path
+}
+
+/// One effective (principal, action, resource) with the path that confers it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccessEntry {
+    /// Who.
+    pub principal: NodeIndex,
+    /// On what.
+    pub resource: NodeIndex,
+    /// Which action.
+    pub action: String,
+    /// principal → … → resource.
+    pub path: Vec<NodeIndex>,
+    /// Earliest expiry along the path (None: standing).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The grant is conditional.
+    pub conditional: bool,
+}
+
+/// Effective access of every principal, indexed both ways.
+#[derive(Clone, Debug, Default)]
+pub struct EffectiveAccess {
+    entries: Vec<AccessEntry>,
+    by_principal: HashMap<NodeIndex, Vec<usize>>,
+    by_resource: HashMap<NodeIndex, Vec<usize>>,
+}
+
+impl EffectiveAccess {
+    /// Indexes entries.
+    pub fn new(entries: Vec<AccessEntry>) -> EffectiveAccess {
+        let mut by_principal: HashMap<NodeIndex, Vec<usize>> = HashMap::new();
+        let mut by_resource: HashMap<NodeIndex, Vec<usize>> = HashMap::new();
+        for (i, entry) in entries.iter().enumerate() {
+            by_principal.entry(entry.principal).or_default().push(i);
+            by_resource.entry(entry.resource).or_default().push(i);
+        }
+        EffectiveAccess { entries, by_principal, by_resource }
+    }
+
+    /// Every entry.
+    pub fn entries(&self) -> &[AccessEntry] {
+        &self.entries
+    }
+
+    /// Entries of one principal.
+    pub fn of_principal(&self, principal: NodeIndex) -> impl Iterator<Item = &AccessEntry> + '_ {
+        self.by_principal.get(&principal).into_iter().flatten().map(|&i| &self.entries[i])
+    }
+
+    /// Entries on one resource.
+    pub fn on_resource(&self, resource: NodeIndex) -> impl Iterator<Item = &AccessEntry> + '_ {
+        self.by_resource.get(&resource).into_iter().flatten().map(|&i| &self.entries[i])
+    }
+
+    /// Whether a principal holds an action on a resource.
+    pub fn holds(&self, principal: NodeIndex, resource: NodeIndex, action: &str) -> Option<&AccessEntry> {
+        self.of_principal(principal).find(|e| e.resource == resource && e.action == action)
+    }
+
+    /// The (principal id, resource id, action) triples, for diffs between snapshots.
+    pub fn triples(&self, graph: &AccessGraph) -> AccessSet {
+        self.entries
+            .iter()
+            .map(|e| (graph.node(e.principal).id.clone(), graph.node(e.resource).id.clone(), e.action.clone()))
+            .collect()
+    }
+}
+
+/// Effective access as plain ids: what a snapshot is compared by.
+pub type AccessSet = BTreeSet<(String, String, String)>;
