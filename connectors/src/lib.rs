@@ -5,6 +5,7 @@
 
 pub mod connector;
 pub mod http;
+pub mod registry;
 pub mod sinks;
 pub mod snapshot;
 

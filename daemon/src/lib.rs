@@ -1,2 +1,11 @@
-//! placeholder
-pub mod cli { pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS } }
+//! The accessgraph daemon: CLI, store, pipeline, reports and queries. Wires
+//! connectors (which know no store) to the graph (which knows no I/O).
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod export;
+pub mod pipeline;
+pub mod query;
+pub mod report;
+pub mod store;
+pub mod text;

@@ -99,22 +99,16 @@ impl AccessGraph {
     }
 
     fn resolve_people(&mut self, resolve: &ResolveSettings) {
-        let aliases: HashMap<&str, &str> = resolve
-            .aliases
-            .iter()
-            .map(|(account, email)| (account.as_str(), email.as_str()))
-            .collect();
+        let aliases: HashMap<&str, &str> =
+            resolve.aliases.iter().map(|(account, email)| (account.as_str(), email.as_str())).collect();
         let mut accounts: BTreeMap<String, Vec<NodeIndex>> = BTreeMap::new();
         for ix in self.graph.node_indices() {
             let node = &self.graph[ix];
             if node.kind != NodeKind::Human {
                 continue;
             }
-            let email = aliases
-                .get(node.id.as_str())
-                .copied()
-                .or(node.email.as_deref())
-                .filter(|email| email.contains('@'));
+            let email =
+                aliases.get(node.id.as_str()).copied().or(node.email.as_deref()).filter(|email| email.contains('@'));
             if let Some(email) = email {
                 accounts.entry(person_id(email)).or_default().push(ix);
             }
@@ -157,10 +151,8 @@ impl AccessGraph {
             .filter(|e| e.weight().kind == EdgeKind::SameAs)
             .map(|e| &self.graph[e.target()])
             .collect();
-        let authoritative: Vec<&&Node> = accounts
-            .iter()
-            .filter(|n| self.identity_sources.contains(&n.source))
-            .collect();
+        let authoritative: Vec<&&Node> =
+            accounts.iter().filter(|n| self.identity_sources.contains(&n.source)).collect();
         if authoritative.is_empty() {
             accounts.iter().any(|n| n.active != Some(false))
         } else {
@@ -171,11 +163,18 @@ impl AccessGraph {
     /// Finds the node an owner reference names: an email (a person) or a node id.
     pub fn lookup_owner_reference(&self, reference: &str) -> Option<NodeIndex> {
         let reference = reference.trim();
-        let ix = if reference.contains('@') && !reference.starts_with("person:") {
-            self.index.get(&person_id(reference)).copied()
-        } else {
-            self.index.get(reference).copied()
-        }?;
+        // A node id as written first (ids such as `scim:user:a@b.example` hold
+        // an `@`), then an email or a `person:` id, whatever their case.
+        let ix = match self.index.get(reference) {
+            Some(&ix) => ix,
+            None => {
+                let email = reference.strip_prefix("person:").unwrap_or(reference);
+                if !email.contains('@') {
+                    return None;
+                }
+                self.index.get(&person_id(email)).copied()?
+            }
+        };
         Some(self.person_of.get(&ix).copied().unwrap_or(ix))
     }
 

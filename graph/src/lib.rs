@@ -15,3 +15,6 @@ pub use policy::{Denial, PolicyEngine};
 pub mod analyze;
 pub mod rules;
 pub use analyze::{Analysis, analyze};
+pub mod posture;
+pub use posture::Posture;
+pub mod diff;

@@ -62,22 +62,12 @@ impl NodeKind {
 
     /// People and accounts, agents, service accounts and apps: whatever can act.
     pub fn is_identity(self) -> bool {
-        matches!(
-            self,
-            NodeKind::Person
-                | NodeKind::Human
-                | NodeKind::Agent
-                | NodeKind::ServiceAccount
-                | NodeKind::App
-        )
+        matches!(self, NodeKind::Person | NodeKind::Human | NodeKind::Agent | NodeKind::ServiceAccount | NodeKind::App)
     }
 
     /// Identities that are not people: the ones that need an owner.
     pub fn is_non_human(self) -> bool {
-        matches!(
-            self,
-            NodeKind::Agent | NodeKind::ServiceAccount | NodeKind::App
-        )
+        matches!(self, NodeKind::Agent | NodeKind::ServiceAccount | NodeKind::App)
     }
 }
 
@@ -242,7 +232,11 @@ impl Edge {
     }
 
     /// A grant of `actions` (normalised: sorted, unique).
-    pub fn grant<S: Into<String>>(from: impl Into<String>, to: impl Into<String>, actions: impl IntoIterator<Item = S>) -> Edge {
+    pub fn grant<S: Into<String>>(
+        from: impl Into<String>,
+        to: impl Into<String>,
+        actions: impl IntoIterator<Item = S>,
+    ) -> Edge {
         let mut edge = Edge::new(from, to, EdgeKind::Grant);
         edge.actions = actions.into_iter().map(Into::into).collect();
         edge.actions.sort();

@@ -40,8 +40,8 @@ pub struct Denial {
 }
 
 fn uid(type_name: &str, id: &str) -> Result<EntityUid, PolicyError> {
-    let type_name = EntityTypeName::from_str(type_name)
-        .map_err(|e| PolicyError::Entity(id.to_string(), e.to_string()))?;
+    let type_name =
+        EntityTypeName::from_str(type_name).map_err(|e| PolicyError::Entity(id.to_string(), e.to_string()))?;
     Ok(EntityUid::from_type_name_and_id(type_name, EntityId::new(id)))
 }
 
@@ -58,10 +58,7 @@ impl PolicyEngine {
     }
 
     fn display_id(&self, id: &cedar_policy::PolicyId) -> String {
-        self.policies
-            .policy(id)
-            .and_then(|p| p.annotation("id").map(str::to_string))
-            .unwrap_or_else(|| id.to_string())
+        self.policies.policy(id).and_then(|p| p.annotation("id").map(str::to_string)).unwrap_or_else(|| id.to_string())
     }
 
     /// Builds the entities (identities with their groups, groups, resources).
@@ -101,16 +98,22 @@ impl PolicyEngine {
                     .map_err(|e| PolicyError::Entity(node.id.clone(), e.to_string()))?,
             );
         }
-        for group in groups {
+        // Cedar requires the group hierarchy to be a DAG, but memberships may
+        // form cycles: a group's parents leave out the groups of its own cycle
+        // (and itself). Principals still get every group of the cycle.
+        let closures: HashMap<_, HashSet<_>> =
+            groups.iter().map(|&group| (group, graph.groups_of(group, now).into_iter().collect())).collect();
+        for (&group, ancestors) in &closures {
             let node = graph.node(group);
             let mut parents = HashSet::new();
-            for parent in graph.groups_of(group, now) {
-                parents.insert(uid("Group", &graph.node(parent).id)?);
+            for &parent in ancestors {
+                let in_cycle = parent == group || closures.get(&parent).is_some_and(|up| up.contains(&group));
+                if !in_cycle {
+                    parents.insert(uid("Group", &graph.node(parent).id)?);
+                }
             }
-            let attrs = HashMap::from([
-                ("system".to_string(), text(&node.source)),
-                ("name".to_string(), text(&node.name)),
-            ]);
+            let attrs =
+                HashMap::from([("system".to_string(), text(&node.source)), ("name".to_string(), text(&node.name))]);
             entities.push(
                 Entity::new(uid("Group", &node.id)?, attrs, parents)
                     .map_err(|e| PolicyError::Entity(node.id.clone(), e.to_string()))?,

@@ -69,9 +69,7 @@ pub struct Catalog {
 impl Catalog {
     /// The record that binds a node id, if any.
     pub fn agent_for(&self, node_id: &str) -> Option<&CatalogAgent> {
-        self.agents
-            .iter()
-            .find(|agent| agent.identities.iter().any(|id| id == node_id))
+        self.agents.iter().find(|agent| agent.identities.iter().any(|id| id == node_id))
     }
 }
 
@@ -135,12 +133,7 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Thresholds {
-        Thresholds {
-            secret_unused_days: 90,
-            secret_max_age_days: 90,
-            default_tier: Tier::Low,
-            baseline_window_days: 7,
-        }
+        Thresholds { secret_unused_days: 90, secret_max_age_days: 90, default_tier: Tier::Low, baseline_window_days: 7 }
     }
 }
 

@@ -1,1 +1,119 @@
-//! Ticket sinks.
+//! Ticket sinks: where finding state changes go (CONTRACT §7). One folder or
+//! file per sink plus one line in [`build`].
+
+mod jsonl;
+
+pub use jsonl::JsonlSink;
+
+use accessgraph_config::{SinkConfig, SinkSettings};
+use accessgraph_graph::Finding;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A finding's state change, as every sink receives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// First seen: file a ticket.
+    Opened,
+    /// Evidence or severity changed: comment on the ticket.
+    Updated,
+    /// Gone: close the ticket with a comment.
+    Resolved,
+    /// Came back: reopen the ticket.
+    Reopened,
+}
+
+impl EventKind {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Opened => "opened",
+            EventKind::Updated => "updated",
+            EventKind::Resolved => "resolved",
+            EventKind::Reopened => "reopened",
+        }
+    }
+}
+
+/// The event object of CONTRACT §7.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketEvent {
+    /// What happened.
+    pub event: EventKind,
+    /// Unique id of this event (the outbox row), so consumers can drop replays.
+    pub event_id: String,
+    /// The finding's fingerprint: the ticket's key.
+    pub fingerprint: String,
+    /// Rule id.
+    pub rule: String,
+    /// Severity.
+    pub severity: accessgraph_graph::Severity,
+    /// Subject node id.
+    pub subject: String,
+    /// Object node id.
+    pub object: String,
+    /// Finding title.
+    pub title: String,
+    /// When the change was observed.
+    pub at: DateTime<Utc>,
+    /// The finding as CONTRACT §6 prints it.
+    pub finding: Finding,
+}
+
+impl TicketEvent {
+    /// The event for a finding's change.
+    pub fn new(event: EventKind, event_id: String, finding: &Finding, at: DateTime<Utc>) -> TicketEvent {
+        TicketEvent {
+            event,
+            event_id,
+            fingerprint: finding.fingerprint.clone(),
+            rule: finding.rule.clone(),
+            severity: finding.severity,
+            subject: finding.subject.clone(),
+            object: finding.object.clone(),
+            title: finding.title.clone(),
+            at,
+            finding: finding.clone(),
+        }
+    }
+}
+
+/// Why a delivery failed. Every failure is retried later from the outbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Local I/O (file sinks).
+    #[error("{path}: {message}")]
+    Io {
+        /// File.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// The remote ticket system failed.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
+    /// This build cannot deliver to this kind of sink yet.
+    #[error("sink kind `{0}` is not supported by this build")]
+    Unsupported(String),
+}
+
+/// A ticket system.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// The configured sink name (outbox rows are addressed by it).
+    fn name(&self) -> &str;
+
+    /// Delivers one event. Must be idempotent by `(fingerprint, event_id)`:
+    /// a retry after an unacknowledged success must not file twice.
+    async fn deliver(&self, event: &TicketEvent) -> Result<(), SinkError>;
+}
+
+/// Builds the sink a config entry describes.
+pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
+    match &config.settings {
+        SinkSettings::Jsonl(settings) => Ok(Box::new(JsonlSink::new(&config.name, settings.path.clone()))),
+        other => Err(SinkError::Unsupported(other.kind().to_string())),
+    }
+}

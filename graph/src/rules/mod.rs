@@ -1,6 +1,6 @@
 //! The rules of CONTRACT §6: one file per rule, one line per rule in [`all`].
 
-use crate::access::{AccessGraph, AccessSet, EffectiveAccess};
+use crate::access::{AccessEntry, AccessGraph, AccessSet, EffectiveAccess};
 use crate::findings::Finding;
 use crate::model::Node;
 use crate::policy::Denial;
@@ -14,8 +14,8 @@ mod drift_policy;
 mod ownerless_no_owner;
 mod ownerless_owner_inactive;
 mod ownerless_unregistered;
-mod secret_standing;
 mod secret_stale;
+mod secret_standing;
 mod secret_unused;
 mod sod_violation;
 
@@ -51,9 +51,7 @@ impl Context<'_> {
 
     /// The risk tier of an identity: its catalog record's, else the default.
     pub fn tier_of(&self, ix: NodeIndex) -> Tier {
-        self.catalog_record(ix)
-            .and_then(|agent| agent.risk_tier)
-            .unwrap_or(self.settings.thresholds.default_tier)
+        self.catalog_record(ix).and_then(|agent| agent.risk_tier).unwrap_or(self.settings.thresholds.default_tier)
     }
 
     /// "Name (id)" for prose.
@@ -115,4 +113,50 @@ pub fn live_credentials<'a>(ctx: &'a Context<'_>) -> impl Iterator<Item = NodeIn
 /// The identity a credential finding is about: its first holder, else the credential.
 pub fn credential_subject(ctx: &Context<'_>, credential: NodeIndex) -> NodeIndex {
     ctx.graph.holders_of(credential).first().copied().unwrap_or(credential)
+}
+
+/// Whether a resource is in production (`prod` or `production`, any case).
+pub(crate) fn is_prod(node: &Node) -> bool {
+    node.environment
+        .as_deref()
+        .map(str::trim)
+        .is_some_and(|env| env.eq_ignore_ascii_case("prod") || env.eq_ignore_ascii_case("production"))
+}
+
+/// The distinct evidence paths of some access entries, shortest first, then by
+/// ids: a stable order, so a ticket is not "updated" by a mere reordering.
+pub(crate) fn distinct_paths<'e>(
+    ctx: &Context<'_>,
+    entries: impl IntoIterator<Item = &'e AccessEntry>,
+) -> Vec<Vec<String>> {
+    let mut paths: Vec<Vec<String>> = entries.into_iter().map(|entry| ctx.evidence(&entry.path)).collect();
+    paths.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    paths.dedup();
+    paths
+}
+
+/// "`a`, `b` and `c`" for prose.
+pub(crate) fn code_list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    let items: Vec<String> = items.into_iter().map(|item| format!("`{}`", item.as_ref())).collect();
+    match items.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The strictest risk tier among a credential's holders (the default tier
+/// when nobody holds it): a key shared with a high-tier agent is held to that tier.
+pub(crate) fn credential_tier(ctx: &Context<'_>, credential: NodeIndex) -> Tier {
+    ctx.graph
+        .holders_of(credential)
+        .into_iter()
+        .map(|holder| ctx.tier_of(holder))
+        .max()
+        .unwrap_or_else(|| ctx.tier_of(credential))
+}
+
+/// `n day` / `n days`.
+pub(crate) fn days(n: i64) -> String {
+    if n == 1 { "1 day".to_string() } else { format!("{n} days") }
 }

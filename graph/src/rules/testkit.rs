@@ -123,7 +123,13 @@ impl Kit {
     }
 
     /// Adds a catalog record binding `identities`.
-    pub fn catalog(&mut self, id: &str, owner: Option<&str>, tier: Option<Tier>, identities: &[&str]) -> &mut CatalogAgent {
+    pub fn catalog(
+        &mut self,
+        id: &str,
+        owner: Option<&str>,
+        tier: Option<Tier>,
+        identities: &[&str],
+    ) -> &mut CatalogAgent {
         self.settings.catalog.agents.push(CatalogAgent {
             id: id.to_string(),
             owner: owner.map(str::to_string),

@@ -1,0 +1,35 @@
+//! CONTRACT §6 JSON.
+
+use super::{Counts, Report};
+use accessgraph_graph::Finding;
+use serde_json::{Value, json};
+
+/// `{"findings": [...], "summary": {...}}` for a plain list (the `findings` command).
+pub fn findings_json(findings: &[Finding]) -> String {
+    let value = json!({ "findings": findings, "summary": Counts::of(findings) });
+    pretty(&value)
+}
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
+    text.push('\n');
+    text
+}
+
+pub(super) fn render(report: &Report) -> String {
+    let summary = json!({
+        "generated_at": report.generated_at,
+        "previous_snapshot": report.previous_snapshot,
+        "open": report.counts.open,
+        "muted": report.counts.muted,
+        "resolved": report.counts.resolved,
+        "by_severity": report.counts.by_severity,
+        "by_rule": report.counts.by_rule,
+        "posture": report.posture,
+        "previous_posture": report.previous_posture,
+        "access_added": report.access_added.len(),
+        "access_removed": report.access_removed.len(),
+        "sources": report.sources,
+    });
+    pretty(&json!({ "findings": report.findings, "summary": summary }))
+}

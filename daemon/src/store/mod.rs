@@ -1,0 +1,218 @@
+//! The store: temporal nodes and edges, sync runs, analyses, findings and the
+//! outbox, on SQLite (embedded default, WAL) or PostgreSQL through one code
+//! path (`sqlx::Any`, `$N` placeholders, times as epoch microseconds).
+
+mod findings;
+mod outbox;
+mod sync;
+
+pub use findings::{Reconciled, StateChange};
+pub use outbox::OutboxRow;
+pub use sync::{SyncRun, SyncStats};
+
+use accessgraph_graph::{Edge, Node};
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::str::FromStr;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migration failed.
+    #[error("store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row does not decode (the store was written by something else).
+    #[error("store row is corrupt: {0}")]
+    Corrupt(String),
+    /// The request contradicts what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// The URL names no supported database.
+    #[error("unsupported store url `{0}` (use sqlite://PATH or postgres://…)")]
+    Url(String),
+}
+
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// Shared PostgreSQL.
+    Postgres,
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite upgrades a reading transaction to a writing one by failing
+    /// with SQLITE_BUSY rather than waiting; write transactions of this
+    /// process take turns here instead. PostgreSQL needs no such guard.
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Epoch microseconds of an instant.
+pub fn to_micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+/// The instant of epoch microseconds.
+pub fn from_micros(micros: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(micros).single().unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating an SQLite file when missing) and migrates the store.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let with_mode = if rest.contains("mode=") || rest.contains(":memory:") {
+                url.to_string()
+            } else if rest.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, with_mode)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let options = sqlx::any::AnyConnectOptions::from_str(&url)?;
+        let pool_options = match backend {
+            // One writer at a time is what SQLite allows anyway; a small pool
+            // keeps readers concurrent under WAL.
+            Backend::Sqlite => AnyPoolOptions::new().max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA busy_timeout = 30000").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(8),
+        };
+        let pool = pool_options.connect_with(options).await?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend, write_turn: Default::default() })
+    }
+
+    /// Waits for this process's turn to run a write transaction (SQLite only).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_turn.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// The database kind.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for health checks.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Nodes and edges of the given sources valid at `at` (None: current).
+    pub async fn load_rows(
+        &self,
+        sources: &[String],
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(Vec<Node>, Vec<Edge>), StoreError> {
+        let mut nodes = Vec::new();
+        let mut edges = Vec::new();
+        for source in sources {
+            for (table, is_node) in [("nodes", true), ("edges", false)] {
+                let rows = match at {
+                    None => {
+                        let sql = format!("SELECT body FROM {table} WHERE source = $1 AND valid_to IS NULL");
+                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source.as_str()).fetch_all(&self.pool).await?
+                    }
+                    Some(at) => {
+                        let sql = format!(
+                            "SELECT body FROM {table} WHERE source = $1 AND valid_from <= $2 \
+                             AND (valid_to IS NULL OR valid_to > $2)"
+                        );
+                        sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(source.as_str())
+                            .bind(to_micros(at))
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                };
+                for row in rows {
+                    let body: String = row.try_get("body")?;
+                    if is_node {
+                        nodes.push(decode_json(&body)?);
+                    } else {
+                        edges.push(decode_json(&body)?);
+                    }
+                }
+            }
+        }
+        Ok((nodes, edges))
+    }
+
+    /// Records that an analysis ran at `at`.
+    pub async fn record_analysis(&self, at: DateTime<Utc>, summary: &serde_json::Value) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO analyses (at, summary) VALUES ($1, $2)")
+            .bind(to_micros(at))
+            .bind(summary.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The latest analysis strictly before `before`: the "previous snapshot".
+    pub async fn previous_analysis(&self, before: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query("SELECT MAX(at) AS at FROM analyses WHERE at < $1")
+            .bind(to_micros(before))
+            .fetch_one(&self.pool)
+            .await?;
+        let at: Option<i64> = row.try_get("at")?;
+        Ok(at.map(from_micros))
+    }
+
+    /// Past analyses' summaries, oldest first (for trends).
+    pub async fn analysis_history(&self, limit: i64) -> Result<Vec<(DateTime<Utc>, serde_json::Value)>, StoreError> {
+        let rows = sqlx::query("SELECT at, summary FROM analyses ORDER BY at DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows.iter().rev() {
+            let at: i64 = row.try_get("at")?;
+            let summary: String = row.try_get("summary")?;
+            out.push((from_micros(at), decode_json(&summary)?));
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn opt_time(row: &AnyRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let value: Option<i64> = row.try_get(column)?;
+    Ok(value.map(from_micros))
+}
