@@ -6,6 +6,11 @@
 //! JSON path and a message that says what RFC 3339 expects. Unknown fields are
 //! ignored, so exporters may add their own.
 
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_path_to_error::{Path, Segment};
 
@@ -28,22 +33,22 @@ pub struct RawSnapshot {
     #[serde(default)]
     pub collected_at: Option<String>,
     /// People and non-human identities.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "objects")]
     pub identities: Vec<RawIdentity>,
     /// Groups of identities and groups.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "objects")]
     pub groups: Vec<RawGroup>,
     /// Roles that identities, groups or roles can assume.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "objects")]
     pub roles: Vec<RawRole>,
     /// Things access is granted on.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "objects")]
     pub resources: Vec<RawResource>,
     /// Grants of actions on resources.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "objects")]
     pub grants: Vec<RawGrant>,
     /// Keys, tokens and secrets.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "objects")]
     pub credentials: Vec<RawCredential>,
 }
 
@@ -172,6 +177,41 @@ where
     Option::<Vec<T>>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
+/// A list of records that exporters may write as `null` when empty; each
+/// record must be a JSON object.
+fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let records = Option::<Vec<Object<T>>>::deserialize(deserializer)?;
+    Ok(records.unwrap_or_default().into_iter().map(|Object(record)| record).collect())
+}
+
+/// A `T` read from a JSON object only: derived structs also accept an array of
+/// their fields in order, which no exporter means.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor(PhantomData)).map(Object)
+    }
+}
+
 /// Marks a field as present (even when `null`), so absent and `null` differ.
 fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -195,7 +235,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<RawSnapshot, SyncError> {
     // Exports written on Windows often start with a byte-order mark.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
 
-    let probe: VersionProbe = deserialize(file, bytes)?;
+    let Object(probe): Object<VersionProbe> = deserialize(file, bytes)?;
     match probe.version {
         None => return Err(invalid(file, "$.version", "missing field `version`")),
         Some(serde_json::Value::Number(n)) if n.as_u64() == Some(SUPPORTED_VERSION) => {}
@@ -207,7 +247,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<RawSnapshot, SyncError> {
             ));
         }
     }
-    deserialize(file, bytes)
+    deserialize(file, bytes).map(|Object(raw)| raw)
 }
 
 fn deserialize<'a, T: Deserialize<'a>>(file: &str, bytes: &'a [u8]) -> Result<T, SyncError> {

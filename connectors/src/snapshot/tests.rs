@@ -45,7 +45,7 @@ fn invalid(file: &str, bytes: &[u8]) -> (String, String) {
             assert_eq!(path, file, "the error names the file");
             (location, message)
         }
-        other => panic!("{file}: expected Invalid, got {other:?}"),
+        other => panic!("{file}: expected Invalid, got {other:?} for {}", String::from_utf8_lossy(bytes)),
     }
 }
 
@@ -264,7 +264,13 @@ fn inline_invalid_cases_name_the_exact_json_path() {
     let cases: &[(&str, &str, &str)] = &[
         (r#"{"identities": []}"#, "$.version", "missing field `version`"),
         (r#"{"version": "1"}"#, "$.version", "unsupported snapshot version \"1\""),
-        (r#"[1]"#, "$", "invalid type: sequence"),
+        (r#"[1]"#, "$", "invalid type: sequence, expected a JSON object"),
+        (
+            r#"{"version": 1, "identities": [["u1", "human"]]}"#,
+            "$.identities[0]",
+            "invalid type: sequence, expected a JSON object",
+        ),
+        (r#"{"version": 1, "grants": {"principal": "u1"}}"#, "$.grants", "invalid type: map, expected a sequence"),
         (r#"{"version": 1, "identities": [}"#, "$.identities", "expected value"),
         (r#"{"version": 1} trailing"#, "$", "trailing characters"),
         (r#"{"version": 1, "collected_at": "yesterday"}"#, "$.collected_at", "not an RFC 3339 timestamp"),
@@ -596,8 +602,10 @@ fn demo_company_fires_every_rule_as_documented() {
     let expected: BTreeMap<&str, BTreeSet<&str>> = [
         ("person:bob.martin@acme.example", &["drift.policy", "drift.baseline", "sod.violation"][..]),
         ("person:oscar.reyes@acme.example", &["drift.policy", "sod.violation"]),
-        ("person:jack.turner@acme.example", &["drift.policy", "secret.standing", "secret.unused", "secret.stale"]),
-        ("person:paula.james@acme.example", &["secret.standing", "secret.stale"]),
+        ("person:jack.turner@acme.example", &["drift.policy"]),
+        // Credential findings name the holding account.
+        ("code:user:jturner", &["secret.standing", "secret.unused", "secret.stale"]),
+        ("okta:user:paula.james", &["secret.standing", "secret.stale"]),
         ("code:agent:devbot", &["drift.policy", "drift.baseline", "sod.violation", "secret.standing"]),
         ("llm-gateway:agent:devbot", &["drift.catalog", "secret.standing"]),
         ("warehouse:agent:INSIGHTS_BOT", &["drift.policy"]),

@@ -142,10 +142,11 @@ impl Store {
             if seen.contains(fingerprint) || old.finding.status == FindingStatus::Resolved {
                 continue;
             }
-            let muted = old.muted_until.is_some_and(|until| until > now) && old.finding.status == FindingStatus::Muted;
+            // A ticket that was filed (or queued) is closed even if the finding
+            // was muted since: the mute suppresses filing, not the record.
             let mut finding = old.finding.clone();
             finding.status = FindingStatus::Resolved;
-            let event = (!muted && visible_open(old.last_event.as_deref())).then_some(EventKind::Resolved);
+            let event = visible_open(old.last_event.as_deref()).then_some(EventKind::Resolved);
             let last_event = event.map(|e| e.as_str().to_string()).or(old.last_event.clone());
             let body = serde_json::to_string(&finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sqlx::query(

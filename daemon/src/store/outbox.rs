@@ -19,10 +19,13 @@ pub struct OutboxRow {
 }
 
 impl Store {
-    /// Pending deliveries due at `now`, oldest first.
+    /// Pending deliveries due at `now`, oldest first. Events of a muted
+    /// finding are held (not dropped) until the mute expires.
     pub async fn pending_outbox(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, sink, payload, attempts FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM findings f WHERE f.fingerprint = outbox.fingerprint \
+             AND f.status = 'muted' AND f.muted_until > $1) \
              ORDER BY id LIMIT $2",
         )
         .bind(to_micros(now))

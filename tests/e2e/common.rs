@@ -1,0 +1,114 @@
+//! Running the binary in a scratch folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_accessgraph")
+}
+
+/// The repository root (fixtures, examples).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `accessgraph ARGS` with quiet logs.
+pub fn run(args: &[&str]) -> Output {
+    run_with_env(args, &[])
+}
+
+/// Runs with extra environment variables.
+pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(binary());
+    command.args(args).env_remove("ACCESSGRAPH_CONFIG").env("RUST_LOG", "warn").env("NO_COLOR", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+/// stdout as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The exit code (panics on signals).
+pub fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited normally")
+}
+
+/// Parses stdout as JSON, with a helpful panic.
+pub fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", stdout(output), stderr(output)))
+}
+
+/// A scratch folder with a config file whose store and sinks live inside it.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write scratch file");
+        path
+    }
+
+    pub fn config(&self) -> String {
+        self.path("accessgraph.toml").display().to_string()
+    }
+
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.path("events.jsonl")).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).expect("event line is JSON")).collect()
+    }
+}
+
+/// Copies the shipped demo config into a scratch folder, pointing at the
+/// repository's fixtures, so tests never write into the checkout.
+pub fn demo_scratch() -> Scratch {
+    let scratch = Scratch::new();
+    let examples = repo().join("config/examples");
+    let demo = std::fs::read_to_string(examples.join("demo.toml")).expect("demo.toml");
+    let fixtures = repo().join("fixtures/demo");
+    let mut text = String::new();
+    for line in demo.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("url") && line.contains("sqlite") {
+            text.push_str("url = \"sqlite://demo.db\"\n");
+        } else if trimmed.starts_with("path") && line.contains("fixtures/demo/") {
+            let file = line.rsplit('/').next().unwrap_or_default().trim_end_matches('"');
+            text.push_str(&format!("path = {:?}\n", fixtures.join(file).display().to_string()));
+        } else if trimmed.starts_with("path") && line.contains(".jsonl") {
+            text.push_str("path = \"events.jsonl\"\n");
+        } else {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    for name in ["agents.toml", "policy.cedar"] {
+        std::fs::copy(examples.join(name), scratch.path(name)).expect("copy example");
+    }
+    scratch.write("accessgraph.toml", &text);
+    scratch
+}
+
+/// Writes a snapshot source file.
+pub fn write_json(path: &Path, value: &serde_json::Value) {
+    std::fs::write(path, serde_json::to_vec_pretty(value).expect("json")).expect("write json");
+}
