@@ -100,7 +100,7 @@ pub(crate) fn parse_catalog(file: &Path, text: &str) -> (Catalog, Vec<Problem>) 
             agents.push(agent);
         }
     }
-    (Catalog { agents }, ctx.finish())
+    (Catalog::new(agents), ctx.finish())
 }
 
 /// `expires` is a date. A bare TOML date (`expires = 2027-06-30`) is

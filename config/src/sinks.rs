@@ -29,6 +29,11 @@ pub struct SinkConfig {
     /// `rules`: rule ids to file, as globs (`*` any run of characters, `?`
     /// one character), e.g. `["secret.*", "drift.policy"]`; default `["*"]`.
     pub rules: Vec<String>,
+    /// `report_url`: base URL of this accessgraph's HTTP API as ticket
+    /// readers reach it (e.g. `https://accessgraph.acme.example`); tickets
+    /// link to its `/reports/latest` and `/api/v1/findings`. Default: the
+    /// `[server] listen` address.
+    pub report_url: Option<String>,
     /// `kind` and the kind's own keys.
     pub settings: SinkSettings,
     /// Line of the `[[sink]]` header in the config file (`None` for the
@@ -54,6 +59,7 @@ impl SinkConfig {
             name: "jsonl".to_string(),
             min_severity: Severity::Medium,
             rules: vec!["*".to_string()],
+            report_url: None,
             settings: SinkSettings::Jsonl(JsonlSettings { path: folder.join(DEFAULT_EVENTS_FILE) }),
             line: None,
         }
@@ -284,6 +290,30 @@ pub(crate) fn parse_sink(ctx: &mut FileCtx<'_>, value: Value<'_>, index: usize, 
         Ok(None) => Some(Severity::Medium),
         Err(()) => None,
     };
+    let report_url = match take_string(ctx, &mut table, "report_url", &what_common) {
+        Ok(Some(text)) => {
+            let trimmed = text.get_ref().trim().trim_end_matches('/');
+            let valid = ["https://", "http://"].iter().any(|scheme| {
+                trimmed
+                    .strip_prefix(scheme)
+                    .is_some_and(|rest| !rest.split(['/', '?', '#']).next().unwrap_or("").is_empty())
+            });
+            if valid {
+                Some(Some(trimmed.to_string()))
+            } else {
+                ctx.at(
+                    Some(text.span()),
+                    format!(
+                        "`report_url` in {what_common} must be an http:// or https:// URL, found `{}`",
+                        text.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+        Ok(None) => Some(None),
+        Err(()) => None,
+    };
     let rules = match table.remove("rules") {
         None => Some(vec!["*".to_string()]),
         Some(value) => {
@@ -350,13 +380,14 @@ pub(crate) fn parse_sink(ctx: &mut FileCtx<'_>, value: Value<'_>, index: usize, 
         SinkSettings::Webhook(s) => s.check(&mut checker),
         SinkSettings::Jsonl(s) => s.check(&mut checker),
     }
-    let (Some(min_severity), Some(rules)) = (min_severity, rules) else {
+    let (Some(min_severity), Some(rules), Some(report_url)) = (min_severity, rules, report_url) else {
         return ParsedSink { sink: None, explicit_name: name };
     };
     let sink = SinkConfig {
         name: name.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default(),
         min_severity,
         rules,
+        report_url,
         settings,
         line: Some(line),
     };

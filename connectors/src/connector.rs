@@ -33,6 +33,23 @@ pub enum SyncError {
     Unsupported(String),
 }
 
+/// What a sync cost the remote API, recorded with the sync run: so an
+/// operator sees that a source is slow because of rate limits, and that
+/// conditional requests (304s) are saving budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestStats {
+    /// Requests sent (retries included).
+    pub requests: u64,
+    /// Requests answered `304 Not Modified`.
+    pub not_modified: u64,
+    /// Retries after rate limits or transient failures.
+    pub retries: u64,
+    /// Waits for a rate limit.
+    pub rate_limit_waits: u64,
+    /// Response body bytes received.
+    pub bytes: u64,
+}
+
 /// One system the daemon watches.
 ///
 /// `sync` must either return the complete fragment of the source or fail: a
@@ -47,4 +64,10 @@ pub trait Connector: Send + Sync {
 
     /// Collects and maps the whole source.
     async fn sync(&self) -> Result<Fragment, SyncError>;
+
+    /// What the last `sync` (complete or not) cost its API; `None` for
+    /// sources that make no requests or do not count them.
+    fn request_stats(&self) -> Option<RequestStats> {
+        None
+    }
 }

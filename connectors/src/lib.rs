@@ -4,9 +4,15 @@
 #![deny(missing_docs)]
 
 pub mod connector;
+pub mod anthropic;
+pub mod aws_iam;
+pub mod cache;
+pub mod github;
 pub mod http;
+pub mod openai;
 pub mod registry;
+pub mod scim;
 pub mod sinks;
 pub mod snapshot;
 
-pub use connector::{Connector, SyncError};
+pub use connector::{Connector, RequestStats, SyncError};

@@ -64,6 +64,8 @@ enum Command {
     Query(QueryArgs),
     /// Export the graph.
     Export(ExportArgs),
+    /// The daemon: each source on its schedule, analysis after each sync, filing, HTTP API.
+    Run(crate::daemon::RunArgs),
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +206,12 @@ struct ExportArgs {
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ExportFormat {
     Json,
+    /// GraphML for Gephi, yEd, NetworkX.
+    Graphml,
+    /// Graphviz DOT.
+    Dot,
+    /// A Cypher script for Neo4j.
+    Cypher,
 }
 
 fn parse_time(value: &str) -> Result<DateTime<Utc>, String> {
@@ -259,7 +267,7 @@ fn init_logging(cli: &Cli) {
     let default = if cli.quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(crate::progress::log_writer);
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.with_target(false).try_init(),
@@ -310,6 +318,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Exit> {
         Command::Findings(args) => findings(&cli, args).await,
         Command::Query(args) => run_query(&cli, args).await,
         Command::Export(args) => export(&cli, args).await,
+        Command::Run(args) => crate::daemon::run(load_config(&cli)?, args)
+            .await
+            .map(|()| exit::OK)
+            .map_err(|e| Exit(e.exit_code(), e.into())),
     }
 }
 
@@ -335,14 +347,28 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     let config = load_config(cli)?;
     let store = open_store(&config).await?;
     let now = args.now.unwrap_or_else(Utc::now);
-    let sources = pipeline::sync_all(&config, &store, now).await;
+    let text_logs = matches!(cli.log_format, LogFormat::Text);
+    let progress = crate::progress::wanted(cli.quiet, text_logs, args.output.is_some())
+        .then(crate::progress::Progress::start);
+    let sources = match &progress {
+        Some(progress) => progress.sync_all(&config, &store, now).await,
+        None => pipeline::sync_all(&config, &store, now).await,
+    };
     let any_failed = sources.iter().any(|s| s.error.is_some());
+    let step = progress.as_ref().map(|p| p.step("analysis", "analyzing"));
     let cycle = pipeline::analyze_and_record(&config, &store, now, sources).await.map_err(internal)?;
+    if let Some(step) = step {
+        step.done(format!("{} findings", cycle.reconciled.current.len()));
+    }
+    drop(progress);
     if !args.no_file {
         let delivery = pipeline::deliver_outbox(&config, &store, now).await.map_err(internal)?;
         tracing::info!(delivered = delivery.delivered, failed = delivery.failed, "remediation requests filed");
     }
-    let report = Report::from_cycle(&cycle);
+    let mut report = Report::from_cycle(&cycle);
+    if args.format == Format::Html {
+        report = report.with_history(&store.analysis_history(TREND_SNAPSHOTS).await.map_err(internal)?);
+    }
     write_output(args.output.as_deref(), &report.render(args.format))?;
     if any_failed {
         return Ok(exit::SOURCE_FAILED);
@@ -352,6 +378,9 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     }
     Ok(exit::OK)
 }
+
+/// Past snapshots drawn in the HTML report's trend charts.
+const TREND_SNAPSHOTS: i64 = 90;
 
 async fn findings(cli: &Cli, args: &FindingsArgs) -> Result<u8, Exit> {
     let config = load_config(cli)?;
@@ -374,6 +403,8 @@ async fn findings(cli: &Cli, args: &FindingsArgs) -> Result<u8, Exit> {
     let list = store.findings(status, args.rule.as_deref()).await.map_err(internal)?;
     let text = match args.format {
         Format::Json => report::findings_json(&list),
+        Format::Ocsf => report::findings_ocsf(&list),
+        Format::Html => report::findings_html(&list, Utc::now()),
         Format::Markdown => {
             let mut rows =
                 vec![["FINGERPRINT", "SEVERITY", "STATUS", "RULE", "SUBJECT", "OBJECT"].map(String::from).to_vec()];
@@ -470,6 +501,9 @@ async fn export(cli: &Cli, args: &ExportArgs) -> Result<u8, Exit> {
     let graph = pipeline::load_graph(&config, &store, args.at).await.map_err(internal)?;
     let text = match args.format {
         ExportFormat::Json => crate::export::to_json(&graph),
+        ExportFormat::Graphml => crate::export::to_graphml(&graph),
+        ExportFormat::Dot => crate::export::to_dot(&graph),
+        ExportFormat::Cypher => crate::export::to_cypher(&graph),
     };
     write_output(args.output.as_deref(), &text)?;
     Ok(exit::OK)

@@ -3,9 +3,14 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod daemon;
 pub mod export;
 pub mod pipeline;
+pub mod progress;
 pub mod query;
 pub mod report;
 pub mod store;
+pub mod synth;
+#[cfg(test)]
+mod testdb;
 pub mod text;

@@ -40,6 +40,9 @@ pub struct SourceOutcome {
     pub error: Option<String>,
     /// Rows written.
     pub stats: SyncStats,
+    /// What the sync cost the remote API (live sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<accessgraph_connectors::RequestStats>,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
 }
@@ -48,9 +51,12 @@ pub struct SourceOutcome {
 pub async fn sync_source(store: &Store, source: &SourceConfig, now: DateTime<Utc>) -> SourceOutcome {
     let kind = source.settings.kind().to_string();
     let started = Instant::now();
-    let result = match accessgraph_connectors::registry::build(source) {
-        Ok(connector) => connector.sync().await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let context = accessgraph_connectors::registry::BuildContext {
+        cache: Some(std::sync::Arc::new(store.response_cache(&source.name))),
+    };
+    let (result, requests) = match accessgraph_connectors::registry::build(source, &context) {
+        Ok(connector) => (connector.sync().await.map_err(|e| e.to_string()), connector.request_stats()),
+        Err(e) => (Err(e.to_string()), None),
     };
     let result = match result {
         Ok(mut fragment) => {
@@ -60,11 +66,19 @@ pub async fn sync_source(store: &Store, source: &SourceConfig, now: DateTime<Utc
         Err(error) => Err(error),
     };
     let duration_ms = started.elapsed().as_millis() as u64;
-    match result {
+    let outcome = match result {
         Ok(stats) => {
             tracing::info!(source = %source.name, kind = %kind, nodes = stats.nodes, edges = stats.edges,
                 opened = stats.opened, closed = stats.closed, duration_ms, "source synced");
-            SourceOutcome { name: source.name.clone(), kind, status: "succeeded", error: None, stats, duration_ms }
+            SourceOutcome {
+                name: source.name.clone(),
+                kind,
+                status: "succeeded",
+                error: None,
+                stats,
+                requests,
+                duration_ms,
+            }
         }
         Err(error) => {
             tracing::error!(source = %source.name, kind = %kind, error = %error, duration_ms, "source sync failed; its stored data is kept");
@@ -77,10 +91,17 @@ pub async fn sync_source(store: &Store, source: &SourceConfig, now: DateTime<Utc
                 status: "failed",
                 error: Some(error),
                 stats: SyncStats::default(),
+                requests,
                 duration_ms,
             }
         }
+    };
+    if let Some(requests) = requests
+        && let Err(store_error) = store.record_request_stats(&source.name, &requests).await
+    {
+        tracing::warn!(source = %source.name, error = %store_error, "could not record the sync's request statistics");
     }
+    outcome
 }
 
 /// Syncs every source concurrently.
@@ -151,6 +172,10 @@ pub struct Cycle {
     pub previous: Option<(DateTime<Utc>, Option<Posture>)>,
     /// Access changes since the previous snapshot.
     pub changes: accessgraph_graph::diff::AccessDiff,
+    /// Credentials and non-human identities changed since the previous snapshot.
+    pub inventory: accessgraph_graph::diff::InventoryDiff,
+    /// The catalog, thresholds and tiers the analysis used (for reports).
+    pub settings: accessgraph_graph::settings::AnalysisSettings,
     /// Stored lifecycle after reconciliation.
     pub reconciled: Reconciled,
 }
@@ -167,10 +192,14 @@ pub async fn analyze_and_record(
     let settings = config.analysis_settings();
     let policy = policy_engine(config)?;
     let previous_at = store.previous_analysis(now).await?;
+    let mut inventory = Default::default();
     let previous_set: Option<AccessSet> = match previous_at {
         Some(at) => {
             let before = load_graph(config, store, Some(at)).await?;
-            Some(before.effective_access(at).triples(&before))
+            inventory = accessgraph_graph::diff::inventory(&before, at, &graph, now);
+            let mut set = before.effective_access(at).triples(&before);
+            baseline_new_sources(config, store, &graph, at, now, &mut set).await?;
+            Some(set)
         }
         None => None,
     };
@@ -193,14 +222,52 @@ pub async fn analyze_and_record(
         None => None,
     };
     let reconciled = store.reconcile_findings(&analysis.findings, now, &config.sinks).await?;
+    let open = || reconciled.current.iter().filter(|f| f.status == accessgraph_graph::FindingStatus::Open);
+    let mut open_by_severity = std::collections::BTreeMap::<&str, u64>::new();
+    open().for_each(|f| *open_by_severity.entry(f.severity.as_str()).or_default() += 1);
     let summary = serde_json::json!({
         "posture": posture,
-        "findings_open": reconciled.current.iter().filter(|f| f.status == accessgraph_graph::FindingStatus::Open).count(),
+        "findings_open": open().count(),
+        "findings_open_by_severity": open_by_severity,
         "access_added": changes.added.len(),
         "access_removed": changes.removed.len(),
     });
     store.record_analysis(now, &summary).await?;
-    Ok(Cycle { now, sources, graph, analysis, posture, previous, changes, reconciled })
+    Ok(Cycle { now, sources, graph, analysis, posture, previous, changes, inventory, settings, reconciled })
+}
+
+/// A source whose first successful sync came after the previous snapshot is
+/// new to the graph, not new access: the daemon syncs sources on their own
+/// schedules, and a source added to the config joins later. Its access joins
+/// the baseline instead of reading as `drift.baseline` all at once.
+async fn baseline_new_sources(
+    config: &Config,
+    store: &Store,
+    graph: &AccessGraph,
+    previous_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    baseline: &mut AccessSet,
+) -> Result<(), PipelineError> {
+    let spans = store.success_span().await?;
+    let new: BTreeSet<&str> = config
+        .sources
+        .iter()
+        .filter(|s| spans.get(&s.name).is_some_and(|(first, _)| *first > previous_at))
+        .map(|s| s.name.as_str())
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    for entry in graph.effective_access(now).entries() {
+        if new.contains(graph.node(entry.resource).source.as_str()) {
+            baseline.insert((
+                graph.node(entry.principal).id.clone(),
+                graph.node(entry.resource).id.clone(),
+                entry.action.clone(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Result of one delivery round.
@@ -212,13 +279,23 @@ pub struct Delivery {
     pub failed: u64,
 }
 
+/// Outbox rows claimed per transaction.
+const DELIVERY_BATCH: i64 = 100;
+
 /// Delivers due outbox rows to their sinks, in order per sink; a sink that
 /// fails stops its own queue for this round so events never overtake.
 pub async fn deliver_outbox(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Delivery, PipelineError> {
     let mut built: Vec<Box<dyn Sink>> = Vec::new();
     let mut broken: BTreeSet<String> = BTreeSet::new();
+    let context = sinks::SinkContext {
+        tickets: std::sync::Arc::new(crate::store::StoreTickets::new(
+            store.clone(),
+            std::sync::Arc::new(config.clone()),
+        )),
+        report_url: Some(format!("http://{}", config.server.listen)),
+    };
     for sink in &config.sinks {
-        match sinks::build(sink) {
+        match sinks::build_with(sink, &context) {
             Ok(s) => built.push(s),
             Err(e) => {
                 tracing::error!(sink = %sink.name, error = %e, "sink unavailable; its events stay queued");
@@ -228,10 +305,13 @@ pub async fn deliver_outbox(config: &Config, store: &Store, now: DateTime<Utc>) 
     }
     let mut delivery = Delivery::default();
     loop {
-        let rows = store.pending_outbox(now, 500).await?;
-        if rows.is_empty() {
+        // Claimed rows are locked against other replicas until `finish`;
+        // a batch bounds how long that lasts.
+        let mut claim = store.claim_outbox(now, DELIVERY_BATCH).await?;
+        if claim.rows().is_empty() {
             break;
         }
+        let rows = claim.rows().to_vec();
         let mut progressed = false;
         for row in rows {
             if broken.contains(&row.sink) {
@@ -243,7 +323,7 @@ pub async fn deliver_outbox(config: &Config, store: &Store, now: DateTime<Utc>) 
             };
             match sink.deliver(&row.event).await {
                 Ok(()) => {
-                    store.mark_delivered(row.id, now).await?;
+                    claim.delivered(row.id, now).await?;
                     delivery.delivered += 1;
                     progressed = true;
                 }
@@ -251,12 +331,13 @@ pub async fn deliver_outbox(config: &Config, store: &Store, now: DateTime<Utc>) 
                     let backoff = Duration::seconds(30 * (1i64 << row.attempts.clamp(0, 10)));
                     tracing::warn!(sink = %row.sink, event = row.event.event.as_str(), fingerprint = %row.event.fingerprint,
                         attempts = row.attempts + 1, error = %e, "delivery failed; will retry");
-                    store.mark_failed(row.id, &e.to_string(), now + backoff.min(Duration::hours(6))).await?;
+                    claim.failed(row.id, &e.to_string(), now + backoff.min(Duration::hours(6))).await?;
                     broken.insert(row.sink.clone());
                     delivery.failed += 1;
                 }
             }
         }
+        claim.finish().await?;
         if !progressed {
             break;
         }

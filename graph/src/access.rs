@@ -101,17 +101,32 @@ impl AccessGraph {
     fn resolve_people(&mut self, resolve: &ResolveSettings) {
         let aliases: HashMap<&str, &str> =
             resolve.aliases.iter().map(|(account, email)| (account.as_str(), email.as_str())).collect();
+        let identifiers = self.identity_source_identifiers(&resolve.identity_sources);
         let mut accounts: BTreeMap<String, Vec<NodeIndex>> = BTreeMap::new();
+        let mut explained: Vec<(NodeIndex, String)> = Vec::new();
         for ix in self.graph.node_indices() {
             let node = &self.graph[ix];
             if node.kind != NodeKind::Human {
                 continue;
             }
+            // Emails first (an alias overrides the account's own), then the
+            // IdP's `userName`/`externalId` for accounts that carry no email.
             let email =
                 aliases.get(node.id.as_str()).copied().or(node.email.as_deref()).filter(|email| email.contains('@'));
+            let email = match email {
+                Some(email) => Some(email.to_string()),
+                None => account_key(&node.id).and_then(|key| identifiers.get(&key.to_lowercase())).and_then(|found| {
+                    let (email, how) = found.as_ref()?;
+                    explained.push((ix, how.clone()));
+                    Some(email.clone())
+                }),
+            };
             if let Some(email) = email {
-                accounts.entry(person_id(email)).or_default().push(ix);
+                accounts.entry(person_id(&email)).or_default().push(ix);
             }
+        }
+        for (ix, how) in explained {
+            self.graph[ix].attrs.insert("resolved_by".to_string(), how);
         }
         for (pid, mut members) in accounts {
             members.sort_by(|a, b| self.graph[*a].id.cmp(&self.graph[*b].id));
@@ -140,6 +155,38 @@ impl AccessGraph {
                 self.graph[ix].active = Some(active);
             }
         }
+    }
+
+    /// `userName` and `externalId` (attrs `user_name`, `external_id`, as the
+    /// SCIM connector writes them) of identity-source accounts with an
+    /// email, lower-cased → (email, explanation); `None` when two accounts
+    /// claim the same identifier for different emails (ambiguous: not used).
+    fn identity_source_identifiers(
+        &self,
+        identity_sources: &BTreeSet<String>,
+    ) -> HashMap<String, Option<(String, String)>> {
+        let mut out: HashMap<String, Option<(String, String)>> = HashMap::new();
+        for node in self.graph.node_weights() {
+            if node.kind != NodeKind::Human || !identity_sources.contains(&node.source) {
+                continue;
+            }
+            let Some(email) = node.email.as_deref().filter(|email| email.contains('@')) else { continue };
+            for attr in ["user_name", "external_id"] {
+                let Some(value) = node.attrs.get(attr).map(|v| v.trim().to_lowercase()).filter(|v| !v.is_empty())
+                else {
+                    continue;
+                };
+                let how = format!("{attr} of {}", node.id);
+                match out.get_mut(&value) {
+                    None => {
+                        out.insert(value, Some((email.to_string(), how)));
+                    }
+                    Some(Some((known, _))) if person_id(known) == person_id(email) => {}
+                    Some(slot) => *slot = None,
+                }
+            }
+        }
+        out
     }
 
     /// A person is active if any of their IdP accounts is; with no IdP account,
@@ -429,6 +476,11 @@ impl AccessGraph {
     }
 }
 
+/// The KEY of a `SOURCE:KIND:KEY` node id.
+fn account_key(id: &str) -> Option<&str> {
+    id.splitn(3, ':').nth(2).filter(|key| !key.is_empty())
+}
+
 fn edge_live(edge: &Edge, now: DateTime<Utc>) -> bool {
     edge.expires_at.is_none_or(|at| at > now)
 }
@@ -524,3 +576,74 @@ impl EffectiveAccess {
 
 /// Effective access as plain ids: what a snapshot is compared by.
 pub type AccessSet = BTreeSet<(String, String, String)>;
+
+#[cfg(test)]
+mod identifier_tests {
+    use super::*;
+
+    fn human(source: &str, key: &str, email: Option<&str>) -> Node {
+        let mut node = Node::new(format!("{source}:user:{key}"), NodeKind::Human, source, key);
+        node.email = email.map(str::to_string);
+        node
+    }
+
+    fn scim(key: &str, email: &str, user_name: &str, external_id: &str, active: bool) -> Node {
+        let mut node = human("idp", key, Some(email));
+        node.active = Some(active);
+        node.attrs.insert("user_name".into(), user_name.into());
+        node.attrs.insert("external_id".into(), external_id.into());
+        node
+    }
+
+    fn settings() -> ResolveSettings {
+        ResolveSettings { aliases: Vec::new(), identity_sources: BTreeSet::from(["idp".to_string()]) }
+    }
+
+    #[test]
+    fn accounts_without_email_resolve_by_scim_user_name_or_external_id() {
+        let nodes = vec![
+            scim("u1", "Alice@Acme.example", "alice.a", "00u1ALICE", true),
+            scim("u2", "dave@acme.example", "dave.d", "00u1dave", false),
+            human("git", "ALICE.A", None),
+            human("erp", "00u1dave", None),
+            human("wiki", "nobody", None),
+        ];
+        let graph = AccessGraph::build(nodes, Vec::new(), &Catalog::default(), &settings()).expect("builds");
+        let person_of = |id: &str| graph.person_of(graph.find(id).expect("node")).map(|p| graph.node(p).id.clone());
+        assert_eq!(person_of("git:user:ALICE.A").as_deref(), Some("person:alice@acme.example"));
+        assert_eq!(person_of("erp:user:00u1dave").as_deref(), Some("person:dave@acme.example"));
+        assert_eq!(person_of("wiki:user:nobody"), None);
+        let git = graph.node(graph.find("git:user:ALICE.A").expect("node"));
+        assert_eq!(git.attrs.get("resolved_by").map(String::as_str), Some("user_name of idp:user:u1"));
+        // The IdP decides: Dave is inactive although his ERP account says nothing.
+        let dave = graph.find("person:dave@acme.example").expect("person");
+        assert!(!graph.is_active(dave));
+        // The path from the person to the account shows the resolution.
+        let alice = graph.find("person:alice@acme.example").expect("person");
+        let path = graph.path(alice, graph.find("git:user:ALICE.A").expect("node")).expect("path");
+        assert_eq!(graph.path_ids(&path), vec!["person:alice@acme.example", "git:user:ALICE.A"]);
+    }
+
+    #[test]
+    fn emails_and_aliases_win_and_ambiguous_identifiers_are_not_used() {
+        let nodes = vec![
+            scim("u1", "alice@acme.example", "shared", "00u1", true),
+            scim("u2", "bob@acme.example", "shared", "00u2", true),
+            human("git", "shared", None),
+            human("erp", "00u1", Some("carol@acme.example")),
+            human("crm", "00u2", None),
+        ];
+        let mut resolve = settings();
+        resolve.aliases.push(("crm:user:00u2".into(), "erin@acme.example".into()));
+        let graph = AccessGraph::build(nodes, Vec::new(), &Catalog::default(), &resolve).expect("builds");
+        let person_of = |id: &str| graph.person_of(graph.find(id).expect("node")).map(|p| graph.node(p).id.clone());
+        assert_eq!(person_of("git:user:shared"), None, "two IdP accounts claim `shared`");
+        assert_eq!(person_of("erp:user:00u1").as_deref(), Some("person:carol@acme.example"));
+        assert_eq!(person_of("crm:user:00u2").as_deref(), Some("person:erin@acme.example"));
+        // Non-identity sources do not vouch for anyone.
+        let nodes = vec![scim("u1", "alice@acme.example", "alice.a", "00u1", true), human("git", "alice.a", None)];
+        let graph = AccessGraph::build(nodes, Vec::new(), &Catalog::default(), &ResolveSettings::default())
+            .expect("builds");
+        assert_eq!(graph.person_of(graph.find("git:user:alice.a").expect("node")), None);
+    }
+}

@@ -3,6 +3,7 @@
 
 use crate::access::{AccessGraph, EffectiveAccess};
 use crate::model::NodeKind;
+use petgraph::graph::NodeIndex;
 use crate::settings::AnalysisSettings;
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
@@ -27,6 +28,20 @@ pub enum PolicyError {
 #[derive(Debug, Clone)]
 pub struct PolicyEngine {
     policies: PolicySet,
+    /// Some policy names a single identity: principals cannot share answers.
+    names_identities: bool,
+}
+
+/// What a policy can tell principals apart by: kind, system, tier, groups.
+type ProfileKey = (NodeKind, String, Option<crate::settings::Tier>, Vec<NodeIndex>);
+
+fn profile_key(graph: &AccessGraph, settings: &AnalysisSettings, principal: NodeIndex, now: DateTime<Utc>) -> ProfileKey {
+    let node = graph.node(principal);
+    let tier = settings.catalog.agent_for(&node.id).map(|a| a.risk_tier.unwrap_or(settings.thresholds.default_tier));
+    let mut groups = graph.groups_of(principal, now);
+    groups.sort();
+    let system = if node.kind == NodeKind::Person { String::new() } else { node.source.clone() };
+    (node.kind, system, tier, groups)
 }
 
 /// The verdict on one effective access that the policy does not allow.
@@ -53,7 +68,7 @@ impl PolicyEngine {
     /// Parses a policy set.
     pub fn parse(source: &str) -> Result<PolicyEngine, PolicyError> {
         PolicySet::from_str(source)
-            .map(|policies| PolicyEngine { policies })
+            .map(|policies| PolicyEngine { policies, names_identities: source.contains("Identity::") })
             .map_err(|e| PolicyError::Parse(e.to_string()))
     }
 
@@ -84,10 +99,12 @@ impl PolicyEngine {
                 parents.insert(uid("Group", &graph.node(group).id)?);
             }
             let system = if node.kind == NodeKind::Person { "person" } else { node.source.as_str() };
+            // CONTRACT §5b: kind, system, risk_tier. No per-principal
+            // attribute, so principals with the same groups and attributes
+            // get the same answer and requests can be shared (see `denials`).
             let mut attrs = HashMap::from([
                 ("kind".to_string(), text(node.kind.as_str())),
                 ("system".to_string(), text(system)),
-                ("name".to_string(), text(&node.name)),
             ]);
             if let Some(agent) = settings.catalog.agent_for(&node.id) {
                 let tier = agent.risk_tier.unwrap_or(settings.thresholds.default_tier);
@@ -146,24 +163,92 @@ impl PolicyEngine {
     ) -> Result<Vec<Denial>, PolicyError> {
         let entities = Self::entities(graph, access, settings, now)?;
         let authorizer = Authorizer::new();
+        // Principals with the same groups, kind, system and tier are
+        // indistinguishable to a policy that names no single identity, so one
+        // request answers for all of them. A policy naming `Identity::"…"`
+        // turns the sharing off.
+        let share = !self.names_identities;
+        let mut profiles: HashMap<ProfileKey, NodeIndex> = HashMap::new();
+        let mut representative: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut verdicts: HashMap<(NodeIndex, &str, NodeIndex), Option<Vec<String>>> = HashMap::new();
         let mut denials = Vec::new();
         for (i, entry) in access.entries().iter().enumerate() {
             let resource = graph.node(entry.resource);
             if !settings.is_governed(&resource.source) {
                 continue;
             }
-            let principal = uid("Identity", &graph.node(entry.principal).id)?;
-            let action = uid("Action", &entry.action)?;
-            let request = Request::new(principal, action, uid("Resource", &resource.id)?, Context::empty(), None)
-                .map_err(|e| PolicyError::Entity(resource.id.clone(), e.to_string()))?;
-            let response = authorizer.is_authorized(&request, &self.policies, &entities);
-            if response.decision() == Decision::Deny {
-                let mut forbidden_by: Vec<String> =
-                    response.diagnostics().reason().map(|id| self.display_id(id)).collect();
-                forbidden_by.sort();
+            let asker = if share {
+                *representative.entry(entry.principal).or_insert_with(|| {
+                    let key = profile_key(graph, settings, entry.principal, now);
+                    *profiles.entry(key).or_insert(entry.principal)
+                })
+            } else {
+                entry.principal
+            };
+            let key = (asker, entry.action.as_str(), entry.resource);
+            let verdict = match verdicts.get(&key) {
+                Some(verdict) => verdict.clone(),
+                None => {
+                    let principal = uid("Identity", &graph.node(asker).id)?;
+                    let action = uid("Action", &entry.action)?;
+                    let request =
+                        Request::new(principal, action, uid("Resource", &resource.id)?, Context::empty(), None)
+                            .map_err(|e| PolicyError::Entity(resource.id.clone(), e.to_string()))?;
+                    let response = authorizer.is_authorized(&request, &self.policies, &entities);
+                    let verdict = (response.decision() == Decision::Deny).then(|| {
+                        let mut forbidden_by: Vec<String> =
+                            response.diagnostics().reason().map(|id| self.display_id(id)).collect();
+                        forbidden_by.sort();
+                        forbidden_by
+                    });
+                    verdicts.insert(key, verdict.clone());
+                    verdict
+                }
+            };
+            if let Some(forbidden_by) = verdict {
                 denials.push(Denial { entry: i, forbidden_by });
             }
         }
         Ok(denials)
+    }
+}
+
+#[cfg(test)]
+mod sharing_tests {
+    use super::*;
+    use crate::rules::testkit::Kit;
+
+    /// Shared answers must equal one request per principal.
+    #[test]
+    fn shared_requests_give_the_same_denials_as_one_per_principal() {
+        let mut kit = Kit::new();
+        let team = kit.group("team");
+        let ops = kit.group("ops");
+        let prod = kit.resource("prod");
+        let dev = kit.resource("dev");
+        for i in 0..6 {
+            let user = kit.human(&format!("u{i}"), &format!("u{i}@acme.example"));
+            kit.member(&user, if i % 2 == 0 { &team } else { &ops });
+            if i == 3 {
+                kit.grant(&user, &prod, &["admin"]);
+            }
+        }
+        let bot = kit.agent("bot", Some("u0@acme.example"));
+        kit.member(&bot, &team);
+        kit.grant(&team, &prod, &["read", "write"]);
+        kit.grant(&ops, &dev, &["read", "admin"]);
+        let policy = "permit (principal in Group::\"t:group:team\", action == Action::\"read\", resource);\n\
+                      permit (principal, action, resource == Resource::\"t:dataset:dev\") when { principal.kind == \"human\" };\n\
+                      forbid (principal, action == Action::\"write\", resource) when { principal.kind == \"agent\" };";
+        let graph = kit.graph();
+        let access = graph.effective_access(kit.now);
+        let shared = PolicyEngine::parse(policy).expect("parses");
+        let mut single = shared.clone();
+        single.names_identities = true;
+        let a = shared.denials(&graph, &access, &kit.settings, kit.now).expect("evaluates");
+        let b = single.denials(&graph, &access, &kit.settings, kit.now).expect("evaluates");
+        assert_eq!(a, b);
+        assert!(a.len() >= 4, "the case exercises denials: {a:?}");
+        assert!(a.iter().any(|d| !d.forbidden_by.is_empty()), "and a forbid");
     }
 }

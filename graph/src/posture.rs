@@ -1,7 +1,7 @@
 //! Posture figures (DESIGN.md): reported with every analysis and exported as metrics.
 
 use crate::access::{AccessGraph, EffectiveAccess, Owner};
-use crate::model::NodeKind;
+use crate::model::{EdgeKind, NodeKind};
 use crate::settings::AnalysisSettings;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,11 @@ pub struct Posture {
     pub governed_systems: u64,
     /// Sources with data in this snapshot.
     pub systems: u64,
+    /// Principals that are, or can become through groups and role
+    /// assumption, a node its source marks `admin = "true"` (AWS IAM: `*` or
+    /// `iam:*` on every resource).
+    #[serde(default)]
+    pub admins: u64,
 }
 
 impl Posture {
@@ -79,6 +84,7 @@ impl Posture {
                 _ => {}
             }
         }
+        posture.admins = graph.principals().into_iter().filter(|&p| reaches_admin(graph, p)).count() as u64;
         let entries = access.entries();
         posture.effective_access = entries.len() as u64;
         let bound = entries.iter().filter(|e| e.expires_at.is_some()).count();
@@ -88,4 +94,24 @@ impl Posture {
             if has_policy { systems.iter().filter(|s| settings.is_governed(s)).count() as u64 } else { 0 };
         posture
     }
+}
+
+/// Whether a principal is, or reaches over `same_as`, `member_of` and
+/// `can_assume`, a node marked `admin = "true"`.
+fn reaches_admin(graph: &AccessGraph, start: petgraph::graph::NodeIndex) -> bool {
+    let mut seen = std::collections::HashSet::from([start]);
+    let mut queue = vec![start];
+    while let Some(ix) = queue.pop() {
+        if graph.node(ix).attrs.get("admin").is_some_and(|v| v == "true") {
+            return true;
+        }
+        for kind in [EdgeKind::SameAs, EdgeKind::MemberOf, EdgeKind::CanAssume] {
+            for next in graph.neighbors(ix, kind, petgraph::Direction::Outgoing) {
+                if seen.insert(next) {
+                    queue.push(next);
+                }
+            }
+        }
+    }
+    false
 }

@@ -64,12 +64,31 @@ pub struct CatalogAgent {
 pub struct Catalog {
     /// Agents.
     pub agents: Vec<CatalogAgent>,
+    /// Node id → record index, built on first lookup (the analyzer asks once
+    /// per identity; a scan per question is quadratic at 10k agents). Build
+    /// the catalog fully before asking.
+    #[serde(skip)]
+    index: std::sync::OnceLock<std::collections::HashMap<String, usize>>,
 }
 
 impl Catalog {
-    /// The record that binds a node id, if any.
+    /// A catalog of these records.
+    pub fn new(agents: Vec<CatalogAgent>) -> Catalog {
+        Catalog { agents, index: std::sync::OnceLock::new() }
+    }
+
+    /// The record that binds a node id, if any (the first, in file order).
     pub fn agent_for(&self, node_id: &str) -> Option<&CatalogAgent> {
-        self.agents.iter().find(|agent| agent.identities.iter().any(|id| id == node_id))
+        let index = self.index.get_or_init(|| {
+            let mut index = std::collections::HashMap::new();
+            for (i, agent) in self.agents.iter().enumerate() {
+                for id in &agent.identities {
+                    index.entry(id.clone()).or_insert(i);
+                }
+            }
+            index
+        });
+        index.get(node_id).map(|&i| &self.agents[i])
     }
 }
 

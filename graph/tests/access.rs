@@ -316,12 +316,10 @@ fn owners_resolve_by_email_node_id_and_catalog_first() {
     let mut key = node("t:api_key:k1", NodeKind::Credential);
     key.owner = Some("t:user:bob".to_string());
     key.owner_inferred = true;
-    let catalog = Catalog {
-        agents: vec![
-            record("po-bot", Some("bob@acme.example"), &["t:agent:catalogued"]),
-            record("no-owner", None, &["t:agent:fallback"]),
-        ],
-    };
+    let catalog = Catalog::new(vec![
+        record("po-bot", Some("bob@acme.example"), &["t:agent:catalogued"]),
+        record("no-owner", None, &["t:agent:fallback"]),
+    ]);
     let graph = build_with(
         vec![
             human("okta", "alice", Some("alice@acme.example"), Some(true)),

@@ -1,6 +1,11 @@
 //! The end-to-end areas.
 
+mod aws_iam;
 mod bad_input;
+mod browser;
 mod common;
 mod demo;
+mod github;
 mod history;
+mod reports;
+mod sinks;

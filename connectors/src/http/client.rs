@@ -299,7 +299,7 @@ impl HttpClient {
             })
             .transpose()?;
         let conditional = etag.is_some();
-        let raw = self.execute(Method::GET, &url, None, etag).await?;
+        let raw = self.execute(Method::GET, &url, None, etag, &HeaderMap::new()).await?;
         if conditional && raw.status == StatusCode::NOT_MODIFIED {
             HttpStats::bump(&self.inner.stats.not_modified);
             tracing::debug!(url = %shown, "not modified");
@@ -351,13 +351,67 @@ impl HttpClient {
             url: self.show(url.as_str()),
             message: format!("cannot serialize request body: {e}"),
         })?;
-        let raw = self.execute(method, &url, Some(&bytes), None).await?;
+        let raw = self.execute(method, &url, Some(&bytes), None, &HeaderMap::new()).await?;
         Ok((url, raw))
+    }
+
+    /// Sends `body`, JSON already serialized, with `headers` added to this
+    /// request only, and returns the answer undecoded: for a signature
+    /// computed over exactly these bytes (webhooks). Header values are
+    /// marked sensitive and never logged; retried like any request.
+    pub async fn send_bytes_with_headers(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Vec<u8>>, HttpError> {
+        let url = self.resolve(path_or_url, &[])?;
+        let shown = self.show(url.as_str());
+        let extra = extra_headers(&shown, headers)?;
+        let raw = self.execute(method, &url, Some(body), None, &extra).await?;
+        Ok(response_parts(&shown, raw.status, &raw.headers, raw.body))
+    }
+
+    /// GET with the body left undecoded, for callers that keep their own
+    /// response cache (the GitHub connector's ETag cache across syncs).
+    ///
+    /// `etag` makes the request conditional (`If-None-Match`): a `304 Not
+    /// Modified` comes back as a response with status 304 and an empty body,
+    /// and counts in [`HttpStats::not_modified`]. `headers` are added to this
+    /// request only (a short-lived credential, a media type); their values
+    /// are marked sensitive and never logged. Limiter, budget gate, retries
+    /// and the error taxonomy apply as to every request.
+    pub async fn get_raw(
+        &self,
+        path_or_url: &str,
+        query: &[(&str, &str)],
+        etag: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Vec<u8>>, HttpError> {
+        let url = self.resolve(path_or_url, query)?;
+        let shown = self.show(url.as_str());
+        let extra = extra_headers(&shown, headers)?;
+        let etag = etag
+            .map(|tag| {
+                HeaderValue::from_str(tag).map_err(|_| HttpError::Invalid {
+                    url: shown.clone(),
+                    message: "ETag is not a valid header value".to_string(),
+                })
+            })
+            .transpose()?;
+        let conditional = etag.is_some();
+        let raw = self.execute(Method::GET, &url, None, etag, &extra).await?;
+        if conditional && raw.status == StatusCode::NOT_MODIFIED {
+            HttpStats::bump(&self.inner.stats.not_modified);
+            tracing::debug!(url = %shown, "not modified");
+        }
+        Ok(response_parts(&shown, raw.status, &raw.headers, raw.body))
     }
 
     /// GET of an already resolved URL (pagination follows links verbatim).
     pub(crate) async fn get_url<T: DeserializeOwned>(&self, url: Url) -> Result<Response<T>, HttpError> {
-        let raw = self.execute(Method::GET, &url, None, None).await?;
+        let raw = self.execute(Method::GET, &url, None, None, &HeaderMap::new()).await?;
         self.decode(&self.show(url.as_str()), raw)
     }
 
@@ -410,6 +464,7 @@ impl HttpClient {
         url: &Url,
         body: Option<&[u8]>,
         if_none_match: Option<HeaderValue>,
+        extra: &HeaderMap,
     ) -> Result<Raw, HttpError> {
         let options = &self.inner.options;
         let shown = self.show(url.as_str());
@@ -419,7 +474,7 @@ impl HttpClient {
             self.inner.limiter.until_ready().await;
             HttpStats::bump(&self.inner.stats.requests);
             tracing::debug!(method = %method, url = %shown, attempt, "sending request");
-            let err = match self.attempt(&method, url, &shown, body, if_none_match.as_ref()).await {
+            let err = match self.attempt(&method, url, &shown, body, if_none_match.as_ref(), extra).await {
                 Ok(raw) => return Ok(raw),
                 Err(err) => err,
             };
@@ -474,8 +529,12 @@ impl HttpClient {
         shown: &str,
         body: Option<&[u8]>,
         if_none_match: Option<&HeaderValue>,
+        extra: &HeaderMap,
     ) -> Result<Raw, HttpError> {
         let mut request = self.inner.http.request(method.clone(), url.clone());
+        for (name, value) in extra {
+            request = request.header(name, value.clone());
+        }
         if let Some(bytes) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(bytes.to_vec());
         }
@@ -575,6 +634,25 @@ fn response_parts<T>(shown: &str, status: StatusCode, headers: &HeaderMap, body:
         location: text(LOCATION),
         body,
     }
+}
+
+/// Per-request headers, values marked sensitive; errors name the header,
+/// never its value.
+fn extra_headers(shown: &str, headers: &[(&str, &str)]) -> Result<HeaderMap, HttpError> {
+    let mut extra = HeaderMap::new();
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| HttpError::Invalid {
+            url: shown.to_string(),
+            message: format!("invalid header name `{}`", name.escape_debug()),
+        })?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| HttpError::Invalid {
+            url: shown.to_string(),
+            message: format!("invalid value for header `{name}`"),
+        })?;
+        value.set_sensitive(true);
+        extra.insert(name, value);
+    }
+    Ok(extra)
 }
 
 /// Follows redirects only within one origin: a redirect elsewhere would

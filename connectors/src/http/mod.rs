@@ -28,11 +28,27 @@ mod tests;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use client::{ClientOptions, HttpClient, SensitiveHeaders};
+pub(crate) use client::decode_json;
 pub use error::{HttpError, redact_url};
 pub use headers::{RateLimitInfo, parse_go_duration, parse_link_next, parse_rate_limit, parse_retry_after};
 pub use paging::{CursorPage, ScimListResponse};
 pub use reqwest::Method;
 pub use retry::full_jitter;
+
+/// Percent-encodes one path segment (an object id from an API response put
+/// back into a URL path): everything but RFC 3986 unreserved characters, so
+/// an id holding `/`, `?` or `#` cannot change which endpoint is called.
+pub fn path_segment(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for byte in raw.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
 
 /// A decoded response plus the few headers callers act on.
 ///

@@ -37,17 +37,19 @@ pub struct CursorPage<T> {
 /// One page of a SCIM `ListResponse` (RFC 7644 §3.4.2).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ScimListResponse<T> {
-    /// Total number of results across all pages.
-    #[serde(rename = "totalResults")]
+    /// Total number of results across all pages. (SCIM attribute names are
+    /// case-insensitive, RFC 7643 §2.1; servers written for Entra ID have
+    /// been seen capitalising them, hence the aliases.)
+    #[serde(rename = "totalResults", alias = "TotalResults", alias = "totalresults")]
     pub total_results: u64,
     /// The items of this page (some servers omit the key when empty).
-    #[serde(rename = "Resources", default = "Vec::new")]
+    #[serde(rename = "Resources", alias = "resources", default = "Vec::new")]
     pub resources: Vec<T>,
     /// 1-based index of the first item, as echoed by the server.
-    #[serde(rename = "startIndex", default)]
+    #[serde(rename = "startIndex", alias = "StartIndex", alias = "startindex", default)]
     pub start_index: Option<u64>,
     /// Items on this page, as reported by the server.
-    #[serde(rename = "itemsPerPage", default)]
+    #[serde(rename = "itemsPerPage", alias = "ItemsPerPage", alias = "itemsperpage", default)]
     pub items_per_page: Option<u64>,
 }
 

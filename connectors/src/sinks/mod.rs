@@ -1,9 +1,22 @@
 //! Ticket sinks: where finding state changes go (CONTRACT §7). One folder or
 //! file per sink plus one line in [`build`].
 
+mod context;
+mod github_issues;
+mod jira;
 mod jsonl;
+mod lifecycle;
+pub mod ticket;
+mod webhook;
 
+#[cfg(test)]
+mod tests;
+
+pub use context::{MemoryTickets, NodeFacts, SinkContext, TicketRecord, TicketStore};
+pub use github_issues::{GithubIssuesSink, github_client_options};
+pub use jira::{JiraSink, jira_client_options};
 pub use jsonl::JsonlSink;
+pub use webhook::{WebhookSink, signature, verify as verify_signature, webhook_client_options};
 
 use accessgraph_config::{SinkConfig, SinkSettings};
 use accessgraph_graph::Finding;
@@ -97,6 +110,15 @@ pub enum SinkError {
     /// This build cannot deliver to this kind of sink yet.
     #[error("sink kind `{0}` is not supported by this build")]
     Unsupported(String),
+    /// The sink cannot be built from its config (e.g. its secret is unreadable).
+    #[error("{0}")]
+    Config(String),
+    /// The ticket system answered, but not as needed (no such transition…).
+    #[error("{0}")]
+    Remote(String),
+    /// The local ticket mapping failed.
+    #[error("ticket mapping: {0}")]
+    Ledger(String),
 }
 
 /// A ticket system.
@@ -110,10 +132,22 @@ pub trait Sink: Send + Sync {
     async fn deliver(&self, event: &TicketEvent) -> Result<(), SinkError>;
 }
 
-/// Builds the sink a config entry describes.
+/// Builds the sink a config entry describes, without a store: ticket sinks
+/// keep their mapping in memory (the fingerprint label still prevents
+/// duplicates).
 pub fn build(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
+    build_with(config, &SinkContext::detached())
+}
+
+/// Builds the sink a config entry describes; ticket sinks keep their
+/// mapping in `context` and link back to `report_url` (else the context's).
+pub fn build_with(config: &SinkConfig, context: &SinkContext) -> Result<Box<dyn Sink>, SinkError> {
+    let name = config.name.as_str();
+    let report_url = config.report_url.clone().or_else(|| context.report_url.clone());
     match &config.settings {
-        SinkSettings::Jsonl(settings) => Ok(Box::new(JsonlSink::new(&config.name, settings.path.clone()))),
-        other => Err(SinkError::Unsupported(other.kind().to_string())),
+        SinkSettings::Jsonl(settings) => Ok(Box::new(JsonlSink::new(name, settings.path.clone()))),
+        SinkSettings::GithubIssues(s) => Ok(Box::new(GithubIssuesSink::new(name, s, report_url, context.clone())?)),
+        SinkSettings::Jira(s) => Ok(Box::new(JiraSink::new(name, s, report_url, context.clone())?)),
+        SinkSettings::Webhook(s) => Ok(Box::new(WebhookSink::new(name, s)?)),
     }
 }

@@ -28,8 +28,31 @@ pub(super) fn render(report: &Report) -> String {
         "posture": report.posture,
         "previous_posture": report.previous_posture,
         "access_added": report.access_added.len(),
+        "access_widened": report.access_widened.len(),
         "access_removed": report.access_removed.len(),
+        "credentials_created": report.inventory.credentials_created.len(),
+        "credentials_rotated": report.inventory.credentials_rotated.len(),
+        "credentials_gone": report.inventory.credentials_gone.len(),
+        "identities_appeared": report.inventory.identities_appeared.len(),
+        "identities_disappeared": report.inventory.identities_disappeared.len(),
         "sources": report.sources,
     });
-    pretty(&json!({ "findings": report.findings, "summary": summary }))
+    // `changes.access_widened` is the part of `access_added` that gave a
+    // principal a new action on a resource it already reached.
+    let changes = json!({
+        "access_added": report.access_added,
+        "access_widened": report.access_widened,
+        "access_removed": report.access_removed,
+        "credentials_created": report.inventory.credentials_created,
+        "credentials_rotated": report.inventory.credentials_rotated,
+        "credentials_gone": report.inventory.credentials_gone,
+        "identities_appeared": report.inventory.identities_appeared,
+        "identities_disappeared": report.inventory.identities_disappeared,
+    });
+    pretty(&json!({
+        "findings": report.findings,
+        "summary": summary,
+        "changes": changes,
+        "catalog": { "agents": report.catalog, "uncatalogued": report.uncatalogued },
+    }))
 }

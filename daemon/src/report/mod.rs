@@ -1,15 +1,26 @@
-//! The drift report: one model, several renderings.
+//! The drift report: one model, several renderings (Markdown, CONTRACT §6
+//! JSON, OCSF Detection Findings, one self-contained HTML file).
 
+mod catalog;
+mod html;
 mod json;
 mod markdown;
+mod ocsf;
+mod svg;
 
+pub use catalog::{CatalogCredential, CatalogEntry, CatalogIdentity, Reach, ShadowIdentity};
+pub use html::findings_page as findings_html;
 pub use json::findings_json;
+pub use ocsf::findings_ocsf;
 
 use crate::pipeline::{Cycle, SourceOutcome};
+use accessgraph_graph::access::AccessGraph;
+use accessgraph_graph::diff::InventoryDiff;
+use accessgraph_graph::model::EdgeKind;
 use accessgraph_graph::{Finding, FindingStatus, Posture, Severity};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Output formats of `scan` and `findings`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -18,6 +29,10 @@ pub enum Format {
     Markdown,
     /// CONTRACT §6 JSON.
     Json,
+    /// OCSF 1.x Detection Findings (class 2004), one JSON object per line.
+    Ocsf,
+    /// One self-contained HTML file (no network, inline CSS, SVG and script).
+    Html,
 }
 
 /// Counts of findings by severity and rule.
@@ -54,6 +69,31 @@ impl Counts {
     }
 }
 
+/// (principal, resource, action), as in [`accessgraph_graph::diff::AccessDiff`].
+pub type Triple = (String, String, String);
+
+/// One past analysis, for the posture trend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrendPoint {
+    /// When the analysis ran.
+    pub at: DateTime<Utc>,
+    /// Its posture figures (absent if the stored summary lacks them).
+    pub posture: Option<Posture>,
+    /// Open findings then.
+    pub findings_open: Option<u64>,
+    /// Open findings by severity then (recorded since reports had trends).
+    pub findings_open_by_severity: BTreeMap<String, u64>,
+}
+
+/// How a node is drawn in an evidence picture.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeLabel {
+    /// Human name.
+    pub name: String,
+    /// Node kind (`person`, `agent`, `group`, `resource`, …).
+    pub kind: String,
+}
+
 /// Everything a report shows.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -68,13 +108,31 @@ pub struct Report {
     /// Posture at the previous snapshot.
     pub previous_posture: Option<Posture>,
     /// Effective access added since the previous snapshot.
-    pub access_added: Vec<(String, String, String)>,
+    pub access_added: Vec<Triple>,
+    /// The part of `access_added` that widened access a principal already
+    /// had on that resource (a new action), rather than new reach.
+    pub access_widened: Vec<Triple>,
     /// Effective access removed since the previous snapshot.
-    pub access_removed: Vec<(String, String, String)>,
+    pub access_removed: Vec<Triple>,
+    /// Credentials created, rotated, gone; agents appeared, disappeared.
+    pub inventory: InventoryDiff,
     /// Counts.
     pub counts: Counts,
     /// Current findings (open and muted), then those resolved by this analysis.
     pub findings: Vec<Finding>,
+    /// The agent catalog view: every record with what it actually reaches.
+    pub catalog: Vec<CatalogEntry>,
+    /// Non-human identities that no catalog record binds.
+    pub uncatalogued: Vec<ShadowIdentity>,
+    /// Past analyses, oldest first, this one last (filled by [`Report::with_history`]).
+    #[serde(skip)]
+    pub trend: Vec<TrendPoint>,
+    /// Names and kinds of the nodes findings mention.
+    #[serde(skip)]
+    pub labels: BTreeMap<String, NodeLabel>,
+    /// What connects consecutive hops of evidence paths.
+    #[serde(skip)]
+    pub edge_labels: BTreeMap<(String, String), String>,
 }
 
 impl Report {
@@ -85,6 +143,11 @@ impl Report {
         let mut resolved = cycle.reconciled.resolved.clone();
         accessgraph_graph::analyze::sort_findings(&mut resolved);
         findings.extend(resolved);
+        let current = cycle.analysis.access.triples(&cycle.graph);
+        let access_widened = widened(&cycle.changes.added, &cycle.changes.removed, &current);
+        let (catalog, uncatalogued) =
+            catalog::build(&cycle.graph, &cycle.analysis.access, &cycle.settings, &findings, cycle.now);
+        let (labels, edge_labels) = labels(&cycle.graph, &findings);
         Report {
             generated_at: cycle.now,
             previous_snapshot: cycle.previous.as_ref().map(|(at, _)| *at),
@@ -92,10 +155,42 @@ impl Report {
             posture: cycle.posture.clone(),
             previous_posture: cycle.previous.as_ref().and_then(|(_, p)| p.clone()),
             access_added: cycle.changes.added.clone(),
+            access_widened,
             access_removed: cycle.changes.removed.clone(),
+            inventory: cycle.inventory.clone(),
             counts: Counts::of(&findings),
             findings,
+            catalog,
+            uncatalogued,
+            trend: Vec::new(),
+            labels,
+            edge_labels,
         }
+    }
+
+    /// Adds the posture trend from the store's analysis history
+    /// ([`crate::store::Store::analysis_history`]); entries after this
+    /// report's instant are left out, and this report is always the last point.
+    pub fn with_history(mut self, history: &[(DateTime<Utc>, serde_json::Value)]) -> Report {
+        let mut trend: Vec<TrendPoint> = history
+            .iter()
+            .filter(|(at, _)| *at < self.generated_at)
+            .map(|(at, summary)| TrendPoint {
+                at: *at,
+                posture: serde_json::from_value(summary["posture"].clone()).ok(),
+                findings_open: summary["findings_open"].as_u64(),
+                findings_open_by_severity: serde_json::from_value(summary["findings_open_by_severity"].clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        trend.push(TrendPoint {
+            at: self.generated_at,
+            posture: Some(self.posture.clone()),
+            findings_open: Some(self.counts.open),
+            findings_open_by_severity: self.counts.by_severity.clone(),
+        });
+        self.trend = trend;
+        self
     }
 
     /// Whether any open finding is at or above `threshold`.
@@ -103,11 +198,145 @@ impl Report {
         self.findings.iter().any(|f| f.status == FindingStatus::Open && f.severity >= threshold)
     }
 
+    /// Current (open and muted) findings grouped by severity, worst first,
+    /// then by rule.
+    pub fn grouped(&self) -> Vec<(Severity, Vec<(String, Vec<&Finding>)>)> {
+        group(self.findings.iter().filter(|f| f.status != FindingStatus::Resolved))
+    }
+
+    /// Findings resolved by this analysis.
+    pub fn resolved(&self) -> Vec<&Finding> {
+        self.findings.iter().filter(|f| f.status == FindingStatus::Resolved).collect()
+    }
+
     /// Renders in a format.
     pub fn render(&self, format: Format) -> String {
         match format {
             Format::Markdown => markdown::render(self),
             Format::Json => json::render(self),
+            Format::Ocsf => ocsf::render(self),
+            Format::Html => html::render(self),
         }
+    }
+}
+
+/// Findings grouped by severity (worst first), then rule (alphabetical);
+/// within a rule, the input order.
+pub fn group<'a>(findings: impl Iterator<Item = &'a Finding>) -> Vec<(Severity, Vec<(String, Vec<&'a Finding>)>)> {
+    let mut groups: BTreeMap<std::cmp::Reverse<Severity>, BTreeMap<String, Vec<&Finding>>> = BTreeMap::new();
+    for finding in findings {
+        groups
+            .entry(std::cmp::Reverse(finding.severity))
+            .or_default()
+            .entry(finding.rule.clone())
+            .or_default()
+            .push(finding);
+    }
+    groups.into_iter().map(|(severity, rules)| (severity.0, rules.into_iter().collect())).collect()
+}
+
+/// Added triples on a (principal, resource) pair that already had another
+/// action before: access widened rather than new reach.
+fn widened(added: &[Triple], removed: &[Triple], current: &BTreeSet<Triple>) -> Vec<Triple> {
+    let added_set: BTreeSet<&Triple> = added.iter().collect();
+    // Before = (current − added) ∪ removed.
+    let before_pairs: BTreeSet<(&str, &str)> = current
+        .iter()
+        .filter(|t| !added_set.contains(t))
+        .chain(removed.iter())
+        .map(|(p, r, _)| (p.as_str(), r.as_str()))
+        .collect();
+    added.iter().filter(|(p, r, _)| before_pairs.contains(&(p.as_str(), r.as_str()))).cloned().collect()
+}
+
+fn edge_label(kind: EdgeKind, actions: &[String]) -> String {
+    match kind {
+        EdgeKind::Grant => actions.join(", "),
+        EdgeKind::MemberOf => "member of".into(),
+        EdgeKind::CanAssume => "can assume".into(),
+        EdgeKind::Owns => "owns".into(),
+        EdgeKind::Holds => "holds".into(),
+        EdgeKind::SameAs => "account".into(),
+    }
+}
+
+type Labels = (BTreeMap<String, NodeLabel>, BTreeMap<(String, String), String>);
+
+/// Names and kinds of every node the findings mention, and the relation
+/// between consecutive hops of their evidence paths.
+fn labels(graph: &AccessGraph, findings: &[Finding]) -> Labels {
+    let mut ids: BTreeSet<&str> = BTreeSet::new();
+    let mut pairs: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for finding in findings {
+        ids.insert(&finding.subject);
+        ids.insert(&finding.object);
+        for path in &finding.evidence {
+            ids.extend(path.iter().map(String::as_str));
+            for hop in path.windows(2) {
+                pairs.insert((&hop[0], &hop[1]));
+            }
+        }
+    }
+    let nodes = ids
+        .into_iter()
+        .filter_map(|id| {
+            let node = graph.node(graph.find(id)?);
+            Some((id.to_string(), NodeLabel { name: node.name.clone(), kind: node.kind.as_str().to_string() }))
+        })
+        .collect();
+    let mut edges: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for edge in graph.edges() {
+        let forward = (edge.from.as_str(), edge.to.as_str());
+        if pairs.contains(&forward) {
+            edges.entry((edge.from.clone(), edge.to.clone())).or_default().insert(edge_label(edge.kind, &edge.actions));
+        }
+        // Blast-radius style paths walk from a credential to its holder.
+        if edge.kind == EdgeKind::Holds && pairs.contains(&(edge.to.as_str(), edge.from.as_str())) {
+            edges.entry((edge.to.clone(), edge.from.clone())).or_default().insert("held by".into());
+        }
+    }
+    let edges = edges.into_iter().map(|(pair, names)| (pair, names.into_iter().collect::<Vec<_>>().join("; "))).collect();
+    (nodes, edges)
+}
+
+/// Text from remote systems with control characters removed (newlines and
+/// tabs become spaces); every renderer applies its own escaping on top.
+pub(crate) fn plain(value: &str) -> String {
+    value.chars().map(|c| if c == '\n' || c == '\t' { ' ' } else { c }).filter(|c| !c.is_control()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(p: &str, r: &str, a: &str) -> Triple {
+        (p.into(), r.into(), a.into())
+    }
+
+    #[test]
+    fn widened_is_a_new_action_on_a_pair_that_had_access() {
+        let current: BTreeSet<Triple> =
+            [t("p", "r", "read"), t("p", "r", "write"), t("q", "r", "read"), t("s", "x", "admin")].into();
+        let added = vec![t("p", "r", "write"), t("q", "r", "read"), t("s", "x", "admin")];
+        // `s` lost `read` on `x` and gained `admin`: also widened (it had access).
+        let removed = vec![t("s", "x", "read")];
+        assert_eq!(widened(&added, &removed, &current), vec![t("p", "r", "write"), t("s", "x", "admin")]);
+    }
+
+    #[test]
+    fn grouping_is_by_severity_then_rule() {
+        let now = Utc::now();
+        let f = |rule: &str, severity| Finding::new(rule, severity, "s", rule, "t", "d", "r", vec![], now);
+        let findings =
+            [f("b.rule", Severity::Low), f("a.rule", Severity::Low), f("c.rule", Severity::Critical), f("a.rule", Severity::Low)];
+        let grouped = group(findings.iter());
+        let shape: Vec<(Severity, Vec<(&str, usize)>)> = grouped
+            .iter()
+            .map(|(s, rules)| (*s, rules.iter().map(|(r, list)| (r.as_str(), list.len())).collect()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![(Severity::Critical, vec![("c.rule", 1)]), (Severity::Low, vec![("a.rule", 2), ("b.rule", 1)])]
+        );
     }
 }

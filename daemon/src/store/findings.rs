@@ -35,9 +35,23 @@ fn visible_open(last_event: Option<&str>) -> bool {
     matches!(last_event, Some("opened" | "updated" | "reopened"))
 }
 
-fn changed(old: &Finding, new: &Finding) -> bool {
-    old.severity != new.severity || old.evidence != new.evidence || old.detail != new.detail || old.title != new.title
+/// A change worth telling a ticket about: severity or evidence. Wording that
+/// moves on its own (ages in days) is refreshed in the store silently.
+fn material_change(old: &Finding, new: &Finding) -> bool {
+    old.severity != new.severity || old.evidence != new.evidence
 }
+
+/// Whether the stored record already says exactly this.
+fn same_record(old: &Finding, new: &Finding) -> bool {
+    old.severity == new.severity
+        && old.evidence == new.evidence
+        && old.detail == new.detail
+        && old.title == new.title
+        && old.remediation == new.remediation
+}
+
+/// Rows per multi-row INSERT: under both databases' bind limits.
+const BATCH: usize = 200;
 
 fn row_to_finding(row: &sqlx::any::AnyRow) -> Result<Stored, StoreError> {
     let body: String = row.try_get("body")?;
@@ -60,6 +74,16 @@ impl Store {
     ) -> Result<Reconciled, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
+        if self.backend == super::Backend::Postgres {
+            // Replicas (or a `scan` beside the daemon) reconcile one at a
+            // time: two concurrent reconciliations would both see a finding
+            // change and both queue its event. The lock ends with the
+            // transaction; the reads below see the previous one's commit.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(super::lease_key("reconcile"))
+                .execute(&mut *tx)
+                .await?;
+        }
         let rows = sqlx::query("SELECT body, status, first_seen, last_seen, muted_until, last_event FROM findings")
             .fetch_all(&mut *tx)
             .await?;
@@ -72,6 +96,8 @@ impl Store {
         let now_us = to_micros(now);
         let mut out = Reconciled::default();
         let mut seen = BTreeSet::new();
+        let mut new_rows: Vec<(Finding, Option<String>)> = Vec::new();
+        let mut outbox: Vec<OutboxInsert> = Vec::new();
         for new in findings {
             seen.insert(new.fingerprint.clone());
             let mut finding = new.clone();
@@ -85,7 +111,7 @@ impl Store {
                         None
                     } else if !visible_open(old.last_event.as_deref()) {
                         Some(if old.last_event.is_none() { EventKind::Opened } else { EventKind::Reopened })
-                    } else if changed(&old.finding, new) {
+                    } else if material_change(&old.finding, new) {
                         Some(EventKind::Updated)
                     } else {
                         None
@@ -96,48 +122,39 @@ impl Store {
             };
             finding.status = status;
             finding.last_seen = now;
-            let body = serde_json::to_string(&finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let last_event = event.map(|e| e.as_str().to_string()).or(last_event);
-            if stored.contains_key(&finding.fingerprint) {
-                sqlx::query(
-                    "UPDATE findings SET rule = $1, severity = $2, subject = $3, object = $4, status = $5, \
-                     last_seen = $6, resolved_at = NULL, muted_until = $7, last_event = $8, body = $9 \
-                     WHERE fingerprint = $10",
-                )
-                .bind(finding.rule.as_str())
-                .bind(finding.severity.as_str())
-                .bind(finding.subject.as_str())
-                .bind(finding.object.as_str())
-                .bind(status.as_str())
-                .bind(now_us)
-                .bind(muted_until.map(to_micros))
-                .bind(last_event)
-                .bind(body)
-                .bind(finding.fingerprint.as_str())
-                .execute(&mut *tx)
-                .await?;
-            } else {
-                sqlx::query(
-                    "INSERT INTO findings (fingerprint, rule, severity, subject, object, status, first_seen, \
-                     last_seen, last_event, body) VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8)",
-                )
-                .bind(finding.fingerprint.as_str())
-                .bind(finding.rule.as_str())
-                .bind(finding.severity.as_str())
-                .bind(finding.subject.as_str())
-                .bind(finding.object.as_str())
-                .bind(now_us)
-                .bind(last_event)
-                .bind(body)
-                .execute(&mut *tx)
-                .await?;
+            match stored.get(&finding.fingerprint) {
+                // Unchanged: only `last_seen` moves, in one statement below.
+                Some(old) if event.is_none() && old.finding.status == status && same_record(&old.finding, &finding) => {}
+                Some(_) => {
+                    let body = serde_json::to_string(&finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    sqlx::query(
+                        "UPDATE findings SET rule = $1, severity = $2, subject = $3, object = $4, status = $5, \
+                         last_seen = $6, resolved_at = NULL, muted_until = $7, last_event = $8, body = $9 \
+                         WHERE fingerprint = $10",
+                    )
+                    .bind(finding.rule.as_str())
+                    .bind(finding.severity.as_str())
+                    .bind(finding.subject.as_str())
+                    .bind(finding.object.as_str())
+                    .bind(status.as_str())
+                    .bind(now_us)
+                    .bind(muted_until.map(to_micros))
+                    .bind(last_event)
+                    .bind(body)
+                    .bind(finding.fingerprint.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => new_rows.push((finding.clone(), last_event)),
             }
             if let Some(event) = event {
-                out.outbox_rows += enqueue(&mut tx, sinks, &filed, event, &finding, now).await?;
+                outbox.extend(outbox_rows(sinks, &filed, event, &finding, now)?);
                 out.changes.push((event, finding.clone()));
             }
             out.current.push(finding);
         }
+        insert_findings(&mut tx, &new_rows, now_us).await?;
         for (fingerprint, old) in &stored {
             if seen.contains(fingerprint) || old.finding.status == FindingStatus::Resolved {
                 continue;
@@ -160,11 +177,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if let Some(event) = event {
-                out.outbox_rows += enqueue(&mut tx, sinks, &filed, event, &finding, now).await?;
+                outbox.extend(outbox_rows(sinks, &filed, event, &finding, now)?);
                 out.changes.push((event, finding.clone()));
             }
             out.resolved.push(finding);
         }
+        // Every finding still open or muted was seen by this analysis.
+        sqlx::query("UPDATE findings SET last_seen = $1 WHERE status <> 'resolved'").bind(now_us).execute(&mut *tx).await?;
+        out.outbox_rows = insert_outbox(&mut tx, &outbox, now_us).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -192,6 +212,24 @@ impl Store {
             out.push(stored.finding);
         }
         accessgraph_graph::analyze::sort_findings(&mut out);
+        Ok(out)
+    }
+
+    /// Stored findings counted by status, rule and severity (for metrics).
+    pub async fn finding_counts(&self) -> Result<Vec<(FindingStatus, String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status, rule, severity, COUNT(*) AS n FROM findings GROUP BY status, rule, severity \
+             ORDER BY status, rule, severity",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let status: String = row.try_get("status")?;
+            let status =
+                FindingStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status `{status}`")))?;
+            out.push((status, row.try_get("rule")?, row.try_get("severity")?, row.try_get("n")?));
+        }
         Ok(out)
     }
 
@@ -223,15 +261,23 @@ async fn filed_sinks(
     Ok(map)
 }
 
-async fn enqueue(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+/// One outbox row to write.
+struct OutboxInsert {
+    sink: String,
+    fingerprint: String,
+    event: EventKind,
+    payload: String,
+}
+
+/// The outbox rows of one state change: one per sink that takes it.
+fn outbox_rows(
     sinks: &[SinkConfig],
     filed: &BTreeMap<String, BTreeSet<String>>,
     event: EventKind,
     finding: &Finding,
     now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    let mut rows = 0;
+) -> Result<Vec<OutboxInsert>, StoreError> {
+    let mut rows = Vec::new();
     for sink in sinks {
         let already = filed.get(&finding.fingerprint).is_some_and(|set| set.contains(&sink.name));
         let wanted = match event {
@@ -241,22 +287,66 @@ async fn enqueue(
         if !wanted {
             continue;
         }
-        // The event id is fixed once the row exists; the payload is rebuilt at
-        // delivery from the row id, so store the event without it here.
+        // The event id is the outbox row id, set at delivery.
         let payload = TicketEvent::new(event, String::new(), finding, now);
         let payload = serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO outbox (sink, fingerprint, event, payload, created_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(sink.name.as_str())
-        .bind(finding.fingerprint.as_str())
-        .bind(event.as_str())
-        .bind(payload)
-        .bind(to_micros(now))
-        .execute(&mut **tx)
-        .await?;
-        rows += 1;
+        rows.push(OutboxInsert { sink: sink.name.clone(), fingerprint: finding.fingerprint.clone(), event, payload });
     }
     Ok(rows)
+}
+
+async fn insert_outbox(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[OutboxInsert],
+    now_us: i64,
+) -> Result<u64, StoreError> {
+    for chunk in rows.chunks(BATCH) {
+        let sql = format!(
+            "INSERT INTO outbox (sink, fingerprint, event, payload, created_at, next_attempt_at) VALUES {}",
+            super::values_clause(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = query
+                .bind(row.sink.clone())
+                .bind(row.fingerprint.clone())
+                .bind(row.event.as_str())
+                .bind(row.payload.clone())
+                .bind(now_us)
+                .bind(now_us);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(rows.len() as u64)
+}
+
+async fn insert_findings(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[(Finding, Option<String>)],
+    now_us: i64,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(BATCH) {
+        let sql = format!(
+            "INSERT INTO findings (fingerprint, rule, severity, subject, object, status, first_seen, last_seen, \
+             last_event, body) VALUES {}",
+            super::values_clause(chunk.len(), 10)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (finding, last_event) in chunk {
+            let body = serde_json::to_string(finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            query = query
+                .bind(finding.fingerprint.clone())
+                .bind(finding.rule.clone())
+                .bind(finding.severity.as_str())
+                .bind(finding.subject.clone())
+                .bind(finding.object.clone())
+                .bind(finding.status.as_str())
+                .bind(now_us)
+                .bind(now_us)
+                .bind(last_event.clone())
+                .bind(body);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }

@@ -3,12 +3,20 @@
 //! path (`sqlx::Any`, `$N` placeholders, times as epoch microseconds).
 
 mod findings;
+mod http_cache;
+mod lease;
 mod outbox;
 mod sync;
+mod tickets;
+#[cfg(test)]
+mod tests;
 
 pub use findings::{Reconciled, StateChange};
-pub use outbox::OutboxRow;
+pub use http_cache::StoreResponseCache;
+pub use lease::{Lease, lease_key};
+pub use outbox::{OutboxClaim, OutboxRow};
 pub use sync::{SyncRun, SyncStats};
+pub use tickets::StoreTickets;
 
 use accessgraph_graph::{Edge, Node};
 use chrono::{DateTime, TimeZone, Utc};
@@ -206,6 +214,26 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// `($1,…,$w),($w+1,…)`: the VALUES of a multi-row INSERT of `rows` rows.
+pub(crate) fn values_clause(rows: usize, width: usize) -> String {
+    let mut sql = String::with_capacity(rows * width * 5);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for j in 0..width {
+            if j > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&(i * width + j + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {

@@ -175,6 +175,35 @@ impl Store {
         Ok(runs)
     }
 
+    /// Whether any sync of `source` (succeeded or failed) started at or after
+    /// `at`: replicas use it so that one schedule tick is synced once.
+    pub async fn sync_attempted_since(&self, source: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM sync_runs WHERE source = $1 AND started_at >= $2")
+            .bind(source)
+            .bind(to_micros(at))
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n > 0)
+    }
+
+    /// The first and the latest successful sync of each source that has one.
+    pub async fn success_span(&self) -> Result<HashMap<String, (DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source, MIN(finished_at) AS first, MAX(finished_at) AS last FROM sync_runs \
+             WHERE status = 'succeeded' GROUP BY source",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let first: i64 = row.try_get("first")?;
+            let last: i64 = row.try_get("last")?;
+            out.insert(row.try_get("source")?, (from_micros(first), from_micros(last)));
+        }
+        Ok(out)
+    }
+
     /// Whether a source has ever synced successfully.
     pub async fn has_synced(&self, source: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM sync_runs WHERE source = $1 AND status = 'succeeded'")
@@ -251,20 +280,7 @@ async fn apply_table(
             "source, id, kind, body, body_hash, valid_from"
         };
         let width = if is_edge { 8 } else { 6 };
-        let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for j in 0..width {
-                if j > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("${}", i * width + j + 1));
-            }
-            sql.push(')');
-        }
+        let sql = format!("INSERT INTO {table} ({columns}) VALUES {}", super::values_clause(chunk.len(), width));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             query = query.bind(source.to_string()).bind(row.key.clone());

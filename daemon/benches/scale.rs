@@ -1,0 +1,174 @@
+//! The scale benchmark (issue 9): a synthetic enterprise per size, each phase
+//! timed with its peak RSS. Run: `cargo bench -p accessgraph-daemon --bench scale -- S M`
+//! (sizes XS, S, M, L). Figures go to BENCHMARKS.md.
+
+use accessgraph_connectors::snapshot::parse_and_map;
+use accessgraph_daemon::store::Store;
+use accessgraph_daemon::{pipeline, query, synth};
+use accessgraph_graph::access::AccessGraph;
+use accessgraph_graph::rules::{self, Context};
+use accessgraph_graph::{Fragment, PolicyEngine, analyze};
+use chrono::{DateTime, Duration, Utc};
+use std::time::Instant;
+
+fn reset_peak() {
+    // Linux: writing 5 resets VmHWM to the current RSS.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Phase {
+    name: String,
+    seconds: f64,
+    peak_mib: f64,
+    note: String,
+}
+
+fn measure<T>(phases: &mut Vec<Phase>, name: &str, work: impl FnOnce() -> T) -> T {
+    reset_peak();
+    let started = Instant::now();
+    let out = work();
+    phases.push(Phase { name: name.into(), seconds: started.elapsed().as_secs_f64(), peak_mib: peak_mib(), note: String::new() });
+    out
+}
+
+async fn measure_async<T>(phases: &mut Vec<Phase>, name: &str, work: impl std::future::Future<Output = T>) -> T {
+    reset_peak();
+    let started = Instant::now();
+    let out = work.await;
+    phases.push(Phase { name: name.into(), seconds: started.elapsed().as_secs_f64(), peak_mib: peak_mib(), note: String::new() });
+    out
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let size = synth::Size::named(name).ok_or("unknown size (XS, S, M, L)")?;
+    let dir = tempfile::tempdir()?;
+    let now: DateTime<Utc> = "2026-11-27T00:00:00Z".parse()?;
+    let mut phases = Vec::new();
+    let generated = measure(&mut phases, "generate", || synth::generate(dir.path(), size, 7))?;
+    let config = accessgraph_config::load(&generated.config).map_err(|p| p.to_string())?;
+    let idp_bytes = std::fs::read(dir.path().join("idp.json"))?;
+    let apps_bytes = std::fs::read(&generated.apps_file)?;
+    let fragments: Vec<Fragment> = measure(&mut phases, "map (parse + transform)", || {
+        vec![
+            parse_and_map("idp", "idp.json", &idp_bytes).expect("idp maps"),
+            parse_and_map("apps", "apps.json", &apps_bytes).expect("apps maps"),
+        ]
+    });
+    let edges: usize = fragments.iter().map(|f| f.edges.len()).sum();
+    let nodes: usize = fragments.iter().map(|f| f.nodes.len()).sum();
+    let resolve = pipeline::resolve_settings(&config);
+    let graph = measure(&mut phases, "graph build", || {
+        let nodes = fragments.iter().flat_map(|f| f.nodes.clone()).collect();
+        let edges = fragments.iter().flat_map(|f| f.edges.clone()).collect();
+        AccessGraph::build(nodes, edges, &config.catalog, &resolve).expect("graph builds")
+    });
+    let access = measure(&mut phases, "effective access", || graph.effective_access(now));
+    phases.last_mut().map(|p| p.note = format!("{} entries", access.entries().len()));
+    let settings = config.analysis_settings();
+    let engine = pipeline::policy_engine(&config)?.ok_or("policy")?;
+    let denials = measure(&mut phases, "cedar evaluation", || engine.denials(&graph, &access, &settings, now).expect("cedar"));
+    phases.last_mut().map(|p| p.note = format!("{} denials", denials.len()));
+    for rule in rules::all() {
+        let ctx = Context { graph: &graph, access: &access, previous: None, denials: Some(&denials), settings: &settings, now };
+        let findings = measure(&mut phases, &format!("rule {}", rule.id()), || rule.evaluate(&ctx));
+        phases.last_mut().map(|p| p.note = format!("{} findings", findings.len()));
+    }
+    drop(denials);
+    let analysis = measure(&mut phases, "full analysis (access + cedar + rules)", || {
+        analyze(&graph, None, Some(&engine as &PolicyEngine), &settings, now).expect("analysis")
+    });
+    phases.last_mut().map(|p| p.note = format!("{} findings", analysis.findings.len()));
+    drop(analysis);
+    drop(access);
+    drop(graph);
+
+    let store = Store::open(&config.store.url).await?;
+    let first = measure_async(&mut phases, "store: first snapshot write", async {
+        let mut opened = 0;
+        for fragment in &fragments {
+            opened += store.apply_sync("snapshot", fragment, now, now).await.expect("write").opened;
+        }
+        opened
+    })
+    .await;
+    phases.last_mut().map(|p| p.note = format!("{first} rows"));
+    let later = now + Duration::hours(1);
+    let rewrite = measure_async(&mut phases, "store: unchanged re-sync", async {
+        let mut written = 0;
+        for fragment in &fragments {
+            let stats = store.apply_sync("snapshot", fragment, later, later).await.expect("write");
+            written += stats.opened + stats.closed;
+        }
+        written
+    })
+    .await;
+    phases.last_mut().map(|p| p.note = format!("{rewrite} rows written"));
+    drop(fragments);
+
+    let (changed, _, _) = synth::apps_snapshot(size, 7, 1);
+    let changed_bytes = serde_json::to_vec(&changed)?;
+    std::fs::write(&generated.apps_file, &changed_bytes)?;
+    let even_later = later + Duration::hours(1);
+    let cycle = measure_async(&mut phases, "1 % change: map + diff + write + analysis", async {
+        let fragment = parse_and_map("apps", "apps.json", &changed_bytes).expect("maps");
+        let stats = store.apply_sync("snapshot", &fragment, even_later, even_later).await.expect("write");
+        drop(fragment);
+        let cycle = pipeline::analyze_and_record(&config, &store, even_later, Vec::new()).await.expect("cycle");
+        (stats, cycle.analysis.findings.len())
+    })
+    .await;
+    phases.last_mut().map(|p| p.note = format!("{} opened, {} closed", cycle.0.opened, cycle.0.closed));
+
+    let samples = if size.people >= 100_000 { 5 } else { 20 };
+    let mut who = Vec::new();
+    let mut what = Vec::new();
+    for i in 0..samples {
+        let resource = format!("apps:{}:r{}", if (i * 37) % 2 == 0 { "app" } else { "dataset" }, (i * 37) % size.resources);
+        let started = Instant::now();
+        let _ = query::who_can(&config, &store, &resource, None, None, even_later).await?;
+        who.push(started.elapsed().as_secs_f64() * 1000.0);
+        let identity = format!("person:p{}@corp.example", (i * 101) % size.people);
+        let started = Instant::now();
+        let _ = query::what_can(&config, &store, &identity, None, even_later).await?;
+        what.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    who.sort_by(f64::total_cmp);
+    what.sort_by(f64::total_cmp);
+
+    println!("\n## Size {name}: {} people, {} agents, {} resources; {nodes} nodes, {edges} edges\n", size.people, size.agents, size.resources);
+    println!("| phase | wall time | peak RSS | note |\n|---|---|---|---|");
+    for phase in &phases {
+        println!("| {} | {:.3} s | {:.0} MiB | {} |", phase.name, phase.seconds, phase.peak_mib, phase.note);
+    }
+    println!("| who-can from the store | p50 {:.1} ms, p99 {:.1} ms | | {samples} queries |", percentile(&who, 0.5), percentile(&who, 0.99));
+    println!("| what-can from the store | p50 {:.1} ms, p99 {:.1} ms | | {samples} queries |", percentile(&what, 0.5), percentile(&what, 0.99));
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sizes: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let sizes = if sizes.is_empty() { vec!["S".to_string()] } else { sizes };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    for size in sizes {
+        runtime.block_on(run_size(&size))?;
+    }
+    Ok(())
+}

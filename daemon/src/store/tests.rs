@@ -1,0 +1,362 @@
+//! The store's behaviour, identical on SQLite and PostgreSQL: every test here
+//! runs on both (see `crate::testdb`).
+
+use super::*;
+use crate::testdb::on_both_databases;
+use accessgraph_config::SinkConfig;
+use accessgraph_connectors::sinks::EventKind;
+use accessgraph_graph::model::{Edge, EdgeKind, Fragment, Node, NodeKind};
+use accessgraph_graph::{Finding, FindingStatus, Severity};
+use chrono::{Duration, TimeZone};
+
+fn t(day: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("valid time") + Duration::days(day)
+}
+
+fn person(key: &str, name: &str) -> Node {
+    Node::new(format!("forge:user:{key}"), NodeKind::Human, "forge", name)
+}
+
+/// A source with the repo, the given users and one grant per user.
+fn fragment(users: &[(&str, &str, &str)]) -> Fragment {
+    let mut nodes = vec![Node::new("forge:repo:payments", NodeKind::Resource, "forge", "payments")];
+    let mut edges = Vec::new();
+    for (key, name, action) in users {
+        nodes.push(person(key, name));
+        edges.push(Edge::grant(format!("forge:user:{key}"), "forge:repo:payments", [*action]));
+    }
+    Fragment { source: "forge".into(), nodes, edges }
+}
+
+async fn count(store: &Store, table: &str) -> i64 {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    row.try_get("n").expect("n")
+}
+
+fn ids(nodes: &[Node]) -> Vec<&str> {
+    let mut ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+    ids.sort();
+    ids
+}
+
+on_both_databases!(
+    apply_sync_opens_closes_and_keeps_history,
+    unchanged_resync_writes_nothing,
+    failed_sync_changes_nothing,
+    reconcile_lifecycle,
+    mute_holds_events_until_it_expires,
+    outbox_pending_and_marks,
+    outbox_claims_are_exclusive,
+    concurrent_reconciliations_queue_each_event_once,
+    leases_are_exclusive,
+    analyses_are_recorded,
+);
+
+async fn apply_sync_opens_closes_and_keeps_history(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let first = fragment(&[("alice", "Alice", "read"), ("bob", "Bob", "admin")]);
+    let stats = store.apply_sync("snapshot", &first, t(1), t(1)).await.expect("first sync");
+    assert_eq!(stats, SyncStats { nodes: 3, edges: 2, opened: 5, closed: 0 });
+
+    // Bob and his grant vanish; Alice is renamed (a changed row closes and reopens).
+    let second = fragment(&[("alice", "Alice A.", "read")]);
+    let stats = store.apply_sync("snapshot", &second, t(3), t(3)).await.expect("second sync");
+    assert_eq!(stats, SyncStats { nodes: 2, edges: 1, opened: 1, closed: 3 });
+
+    let (nodes, edges) = store.load_rows(&["forge".into()], None).await.expect("current");
+    assert_eq!(ids(&nodes), ["forge:repo:payments", "forge:user:alice"]);
+    assert_eq!(edges.len(), 1);
+    assert!(nodes.iter().any(|n| n.name == "Alice A."));
+
+    let (nodes, edges) = store.load_rows(&["forge".into()], Some(t(2))).await.expect("at t2");
+    assert_eq!(ids(&nodes), ["forge:repo:payments", "forge:user:alice", "forge:user:bob"]);
+    assert_eq!(edges.len(), 2);
+    assert!(nodes.iter().any(|n| n.name == "Alice"), "the old version of Alice at t2");
+    assert!(edges.iter().any(|e| e.kind == EdgeKind::Grant && e.actions == ["admin"]));
+
+    // [valid_from, valid_to): the instant of the change already sees the new state.
+    let (nodes, _) = store.load_rows(&["forge".into()], Some(t(3))).await.expect("at t3");
+    assert_eq!(nodes.len(), 2);
+    let (nodes, edges) = store.load_rows(&["forge".into()], Some(t(0))).await.expect("before");
+    assert!(nodes.is_empty() && edges.is_empty());
+    let (nodes, _) = store.load_rows(&["other".into()], None).await.expect("other source");
+    assert!(nodes.is_empty());
+
+    // History is not rewritten by a sync older than the latest one.
+    let error = store.apply_sync("snapshot", &first, t(2), t(2)).await.expect_err("older sync");
+    assert!(matches!(error, StoreError::Conflict(_)), "{error}");
+
+    // A change at the very instant a row opened replaces it (no zero-length interval).
+    let third = fragment(&[("alice", "Alice B.", "read")]);
+    store.apply_sync("snapshot", &third, t(3), t(3)).await.expect("same-instant sync");
+    let (nodes, _) = store.load_rows(&["forge".into()], Some(t(3))).await.expect("at t3 again");
+    assert!(nodes.iter().any(|n| n.name == "Alice B."));
+    assert_eq!(count(&store, "nodes").await, 4, "repo, Alice (old), Bob (closed), Alice B.");
+
+    let runs = store.last_syncs().await.expect("last syncs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "succeeded");
+    assert_eq!(runs[0].finished_at, t(3));
+    assert_eq!(runs[0].stats.nodes, 2);
+    let spans = store.success_span().await.expect("spans");
+    assert_eq!(spans.get("forge"), Some(&(t(1), t(3))));
+}
+
+async fn unchanged_resync_writes_nothing(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let data = fragment(&[("alice", "Alice", "read"), ("bob", "Bob", "write")]);
+    store.apply_sync("snapshot", &data, t(1), t(1)).await.expect("first");
+    let before = (count(&store, "nodes").await, count(&store, "edges").await);
+    let stats = store.apply_sync("snapshot", &data, t(2), t(2)).await.expect("again");
+    assert_eq!((stats.opened, stats.closed), (0, 0));
+    assert_eq!((count(&store, "nodes").await, count(&store, "edges").await), before);
+    let (nodes, edges) = store.load_rows(&["forge".into()], Some(t(1))).await.expect("t1");
+    assert_eq!((nodes.len(), edges.len()), (3, 2), "rows stay open from their first sync");
+    assert!(store.has_synced("forge").await.expect("has synced"));
+    assert!(!store.has_synced("other").await.expect("other"));
+}
+
+async fn failed_sync_changes_nothing(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let data = fragment(&[("alice", "Alice", "read")]);
+    store.apply_sync("snapshot", &data, t(1), t(1)).await.expect("first");
+    let before = store.load_rows(&["forge".into()], None).await.expect("before");
+    let node_rows = count(&store, "nodes").await;
+    store.record_failed_sync("forge", "snapshot", t(2), t(2), "forge.json: no such file").await.expect("failed");
+    assert_eq!(store.load_rows(&["forge".into()], None).await.expect("after"), before);
+    assert_eq!(count(&store, "nodes").await, node_rows);
+    let runs = store.last_syncs().await.expect("runs");
+    assert_eq!(runs[0].status, "failed");
+    assert_eq!(runs[0].error.as_deref(), Some("forge.json: no such file"));
+    assert!(store.has_synced("forge").await.expect("still synced once"));
+    assert!(store.sync_attempted_since("forge", t(2)).await.expect("since t2"));
+    assert!(!store.sync_attempted_since("forge", t(2) + Duration::seconds(1)).await.expect("after t2"));
+    assert_eq!(store.success_span().await.expect("span").get("forge"), Some(&(t(1), t(1))));
+}
+
+fn finding(subject: &str, severity: Severity, evidence: &str, at: DateTime<Utc>) -> Finding {
+    Finding::new(
+        "secret.standing",
+        severity,
+        subject,
+        format!("{subject}-key"),
+        "A key that never expires",
+        "detail",
+        "rotate it",
+        vec![vec![subject.to_string(), evidence.to_string()]],
+        at,
+    )
+}
+
+fn sinks() -> Vec<SinkConfig> {
+    vec![SinkConfig::default_jsonl(std::path::Path::new("/nonexistent"))]
+}
+
+fn events(reconciled: &Reconciled) -> Vec<(&'static str, String)> {
+    reconciled.changes.iter().map(|(kind, f)| (kind.as_str(), f.subject.clone())).collect()
+}
+
+async fn reconcile_lifecycle(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let sinks = sinks();
+    let a = |at, evidence| finding("a", Severity::High, evidence, at);
+    let b = |at| finding("b", Severity::Medium, "x", at);
+
+    let first = store.reconcile_findings(&[a(t(1), "x"), b(t(1))], t(1), &sinks).await.expect("t1");
+    assert_eq!(events(&first), [("opened", "a".into()), ("opened", "b".into())]);
+    assert_eq!(first.outbox_rows, 2);
+
+    let same = store.reconcile_findings(&[a(t(2), "x"), b(t(2))], t(2), &sinks).await.expect("t2");
+    assert!(same.changes.is_empty() && same.outbox_rows == 0);
+    assert!(same.current.iter().all(|f| f.first_seen == t(1) && f.last_seen == t(2)));
+
+    let changed = store.reconcile_findings(&[a(t(3), "y")], t(3), &sinks).await.expect("t3");
+    assert_eq!(events(&changed), [("updated", "a".into()), ("resolved", "b".into())]);
+    let resolved = store.findings(Some(FindingStatus::Resolved), None).await.expect("resolved");
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].subject, "b");
+
+    let back = store.reconcile_findings(&[a(t(4), "y"), b(t(4))], t(4), &sinks).await.expect("t4");
+    assert_eq!(events(&back), [("reopened", "b".into())]);
+    let open = store.findings(Some(FindingStatus::Open), None).await.expect("open");
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[0].subject, "a", "worst first");
+    let b_again = open.iter().find(|f| f.subject == "b").expect("b");
+    assert_eq!(b_again.first_seen, t(1), "a reopened finding keeps its history");
+
+    assert!(store.findings(None, Some("secret.*")).await.expect("glob").len() == 2);
+    assert!(store.findings(None, Some("drift.*")).await.expect("glob").is_empty());
+    let counts = store.finding_counts().await.expect("counts");
+    assert_eq!(
+        counts,
+        [
+            (FindingStatus::Open, "secret.standing".into(), "high".into(), 1),
+            (FindingStatus::Open, "secret.standing".into(), "medium".into(), 1),
+        ]
+    );
+    assert_eq!(store.outbox_backlog().await.expect("backlog"), 5);
+}
+
+async fn mute_holds_events_until_it_expires(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let sinks = sinks();
+    let a = |at, evidence| finding("a", Severity::High, evidence, at);
+    store.reconcile_findings(&[a(t(1), "x")], t(1), &sinks).await.expect("t1");
+    let fingerprint = a(t(1), "x").fingerprint;
+    assert!(store.mute(&fingerprint, "accepted risk", t(5)).await.expect("mute"));
+    assert!(!store.mute("no-such-fingerprint", "x", t(5)).await.expect("mute unknown"));
+    assert!(store.pending_outbox(t(2), 10).await.expect("pending").is_empty(), "events of a muted finding wait");
+
+    let muted = store.reconcile_findings(&[a(t(2), "y")], t(2), &sinks).await.expect("t2");
+    assert!(muted.changes.is_empty(), "a muted finding files nothing");
+    assert_eq!(muted.current[0].status, FindingStatus::Muted);
+    assert_eq!(store.findings(Some(FindingStatus::Muted), None).await.expect("muted").len(), 1);
+
+    let expired = store.reconcile_findings(&[a(t(6), "y")], t(6), &sinks).await.expect("t6");
+    assert_eq!(expired.current[0].status, FindingStatus::Open);
+    let pending = store.pending_outbox(t(6), 10).await.expect("pending after expiry");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].event.event, EventKind::Opened);
+}
+
+async fn outbox_pending_and_marks(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let sinks = sinks();
+    let a = finding("a", Severity::High, "x", t(1));
+    let b = finding("b", Severity::High, "x", t(1));
+    store.reconcile_findings(&[a.clone(), b.clone()], t(1), &sinks).await.expect("t1");
+    let pending = store.pending_outbox(t(1), 10).await.expect("pending");
+    assert_eq!(pending.len(), 2);
+    assert!(pending[0].id < pending[1].id);
+    assert_eq!(pending[0].event.event_id, pending[0].id.to_string());
+    assert_eq!(pending[0].sink, "jsonl");
+    assert_eq!(pending[0].attempts, 0);
+    let (first, second) = (pending[0].clone(), pending[1].clone());
+
+    store.mark_failed(first.id, "sink down", t(1) + Duration::minutes(1)).await.expect("failed");
+    let now: Vec<i64> = store.pending_outbox(t(1), 10).await.expect("p").iter().map(|r| r.id).collect();
+    assert_eq!(now, [second.id], "a failed row waits for its retry time");
+    store.mark_delivered(second.id, t(1)).await.expect("delivered");
+    assert!(store.pending_outbox(t(1), 10).await.expect("p").is_empty());
+    assert_eq!(store.next_outbox_due().await.expect("due"), Some(t(1) + Duration::minutes(1)));
+    let retry = store.pending_outbox(t(1) + Duration::minutes(2), 10).await.expect("retry");
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].attempts, 1);
+
+    // The finding resolves while its `opened` is still undelivered: the
+    // `resolved` row waits behind it, whatever the retry times.
+    store.reconcile_findings(&[b.clone()], t(2), &sinks).await.expect("t2");
+    let due = store.pending_outbox(t(3), 10).await.expect("due at t3");
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].id, due[0].event.event), (first.id, EventKind::Opened));
+    let mut claim = store.claim_outbox(t(3), 10).await.expect("claim");
+    assert_eq!(claim.rows().len(), 1);
+    claim.delivered(first.id, t(3)).await.expect("delivered in claim");
+    claim.finish().await.expect("finish");
+    let due = store.pending_outbox(t(3), 10).await.expect("due after");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].event.event, EventKind::Resolved);
+    assert_eq!(store.outbox_backlog().await.expect("backlog"), 1);
+
+    // A claim dropped before `finish` leaves its rows to be delivered again
+    // on PostgreSQL (rolled back); on SQLite each mark lands as it is made.
+    let mut claim = store.claim_outbox(t(3), 10).await.expect("claim again");
+    let id = claim.rows()[0].id;
+    claim.failed(id, "boom", t(4)).await.expect("failed in claim");
+    drop(claim);
+    let expected = match store.backend() {
+        Backend::Postgres => 1,
+        Backend::Sqlite => 0,
+    };
+    assert_eq!(store.pending_outbox(t(3), 10).await.expect("after drop").len(), expected);
+    store.claim_outbox(t(5), 10).await.expect("empty claim").finish().await.expect("finish empty");
+}
+
+async fn outbox_claims_are_exclusive(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let other = Store::open(&url).await.expect("second replica");
+    let findings: Vec<Finding> = (0..4).map(|i| finding(&format!("f{i}"), Severity::High, "x", t(1))).collect();
+    store.reconcile_findings(&findings, t(1), &sinks()).await.expect("t1");
+    let mut mine = store.claim_outbox(t(1), 2).await.expect("claim");
+    assert_eq!(mine.rows().len(), 2);
+    let theirs = other.claim_outbox(t(1), 10).await.expect("other claim");
+    let mine_ids: Vec<i64> = mine.rows().iter().map(|r| r.id).collect();
+    let their_ids: Vec<i64> = theirs.rows().iter().map(|r| r.id).collect();
+    if store.backend() == Backend::Postgres {
+        assert_eq!(their_ids.len(), 2, "the other replica skips locked rows");
+        assert!(their_ids.iter().all(|id| !mine_ids.contains(id)), "{mine_ids:?} vs {their_ids:?}");
+    }
+    drop(theirs);
+    for id in mine_ids {
+        mine.delivered(id, t(1)).await.expect("delivered");
+    }
+    mine.finish().await.expect("finish");
+    assert_eq!(store.outbox_backlog().await.expect("backlog"), 2);
+}
+
+async fn concurrent_reconciliations_queue_each_event_once(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    // Two replicas on PostgreSQL; one process (one write turn) on SQLite.
+    let other = match store.backend() {
+        Backend::Postgres => Store::open(&url).await.expect("second replica"),
+        Backend::Sqlite => store.clone(),
+    };
+    let sinks = sinks();
+    let findings: Vec<Finding> = (0..20).map(|i| finding(&format!("f{i}"), Severity::High, "x", t(1))).collect();
+    store.reconcile_findings(&findings, t(1), &sinks).await.expect("t1");
+    let changed: Vec<Finding> = findings.iter().map(|f| finding(&f.subject, Severity::High, "y", t(2))).collect();
+    let (one, two) = tokio::join!(
+        store.reconcile_findings(&changed, t(2), &sinks),
+        other.reconcile_findings(&changed, t(2), &sinks)
+    );
+    let total = one.expect("one").outbox_rows + two.expect("two").outbox_rows;
+    assert_eq!(total, 20, "each `updated` is queued once");
+    assert_eq!(store.outbox_backlog().await.expect("backlog"), 40);
+}
+
+async fn leases_are_exclusive(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let other = Store::open(&url).await.expect("second replica");
+    let lease = store.try_lease("source:forge").await.expect("lease").expect("granted");
+    let second = other.try_lease("source:forge").await.expect("second");
+    let unrelated = other.try_lease("source:other").await.expect("unrelated").expect("other names are free");
+    match store.backend() {
+        Backend::Postgres => assert!(second.is_none(), "held by the first replica"),
+        Backend::Sqlite => assert!(second.is_some(), "one process: leases are always granted"),
+    }
+    if let Some(second) = second {
+        second.release().await;
+    }
+    unrelated.release().await;
+    lease.release().await;
+    let again = other.try_lease("source:forge").await.expect("after release").expect("free again");
+    // A replica that dies drops its connection, and the lease with it.
+    drop(again);
+    let mut regained = None;
+    for _ in 0..50 {
+        if let Some(lease) = store.try_lease("source:forge").await.expect("retry") {
+            regained = Some(lease);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    regained.expect("a dropped lease is released").release().await;
+    let waited = store.lease("analysis").await.expect("blocking lease");
+    waited.release().await;
+    assert_ne!(lease_key("a"), lease_key("b"));
+}
+
+async fn analyses_are_recorded(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    assert_eq!(store.previous_analysis(t(1)).await.expect("none"), None);
+    store.record_analysis(t(1), &serde_json::json!({"n": 1})).await.expect("t1");
+    store.record_analysis(t(2), &serde_json::json!({"n": 2})).await.expect("t2");
+    assert_eq!(store.previous_analysis(t(2)).await.expect("prev"), Some(t(1)));
+    assert_eq!(store.previous_analysis(t(3)).await.expect("prev"), Some(t(2)));
+    let history = store.analysis_history(1).await.expect("history");
+    assert_eq!(history, [(t(2), serde_json::json!({"n": 2}))]);
+    store.ping().await.expect("ping");
+}
