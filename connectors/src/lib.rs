@@ -3,10 +3,10 @@
 //! ticket sinks.
 #![deny(missing_docs)]
 
-pub mod connector;
 pub mod anthropic;
 pub mod aws_iam;
 pub mod cache;
+pub mod connector;
 pub mod github;
 pub mod http;
 pub mod openai;

@@ -19,11 +19,19 @@ pub struct BuildContext {
 /// Builds the connector a `[[source]]` describes.
 pub fn build(source: &SourceConfig, context: &BuildContext) -> Result<Box<dyn Connector>, SyncError> {
     match &source.settings {
-        SourceSettings::AwsIam(settings) => Ok(Box::new(crate::aws_iam::AwsIamConnector::new(&source.name, settings.clone()))),
+        SourceSettings::AwsIam(settings) => {
+            Ok(Box::new(crate::aws_iam::AwsIamConnector::new(&source.name, settings.clone())))
+        }
         SourceSettings::Snapshot(settings) => Ok(Box::new(SnapshotConnector::new(&source.name, settings.path.clone()))),
-        SourceSettings::Github(settings) => Ok(Box::new(GithubConnector::new(&source.name, settings.clone()).with_cache(context.cache.clone()))),
-        SourceSettings::OpenAi(settings) => Ok(Box::new(crate::openai::OpenAiConnector::new(&source.name, settings.clone()))),
-        SourceSettings::Anthropic(settings) => Ok(Box::new(crate::anthropic::AnthropicConnector::new(&source.name, settings.clone()))),
+        SourceSettings::Github(settings) => {
+            Ok(Box::new(GithubConnector::new(&source.name, settings.clone()).with_cache(context.cache.clone())))
+        }
+        SourceSettings::OpenAi(settings) => {
+            Ok(Box::new(crate::openai::OpenAiConnector::new(&source.name, settings.clone())))
+        }
+        SourceSettings::Anthropic(settings) => {
+            Ok(Box::new(crate::anthropic::AnthropicConnector::new(&source.name, settings.clone())))
+        }
         SourceSettings::Scim(settings) => Ok(Box::new(crate::scim::ScimConnector::new(&source.name, settings.clone()))),
     }
 }

@@ -642,8 +642,8 @@ mod identifier_tests {
         assert_eq!(person_of("crm:user:00u2").as_deref(), Some("person:erin@acme.example"));
         // Non-identity sources do not vouch for anyone.
         let nodes = vec![scim("u1", "alice@acme.example", "alice.a", "00u1", true), human("git", "alice.a", None)];
-        let graph = AccessGraph::build(nodes, Vec::new(), &Catalog::default(), &ResolveSettings::default())
-            .expect("builds");
+        let graph =
+            AccessGraph::build(nodes, Vec::new(), &Catalog::default(), &ResolveSettings::default()).expect("builds");
         assert_eq!(graph.person_of(graph.find("git:user:alice.a").expect("node")), None);
     }
 }

@@ -165,6 +165,24 @@ async fn github_second_scan_is_answered_from_the_etag_cache() {
     let stats = &report["summary"]["sources"][0]["stats"];
     assert_eq!((stats["opened"].as_u64(), stats["closed"].as_u64()), (Some(0), Some(0)), "no new rows: {stats}");
 
+    // Recorded with the sync run, and shown in the report.
+    let cost = &report["summary"]["sources"][0]["requests"];
+    let sent = cost["requests"].as_u64().expect("requests");
+    assert_eq!(cost["not_modified"].as_u64(), Some(sent - 3), "{cost}");
+    let db = format!("sqlite://{}", setup.scratch.path("store.db").display());
+    let pool = sqlx::SqlitePool::connect(&db).await.expect("store");
+    let stored: String = sqlx::query_scalar("SELECT stats FROM sync_runs ORDER BY id DESC LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .expect("sync run");
+    let stored: Value = serde_json::from_str(&stored).expect("stats json");
+    assert_eq!(&stored["requests"], cost, "stored with the sync run");
+    let cached: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM http_cache WHERE source = 'github-acme'")
+        .fetch_one(&pool)
+        .await
+        .expect("cache rows");
+    assert_eq!(cached as u64, sent - 3, "one cached page per conditional request");
+
     let requests = setup.mock.requests().await;
     let again = &requests[before..];
     assert_eq!(again.len(), before, "the same requests, conditionally");

@@ -56,11 +56,27 @@ async fn mount_openai(server: &MockServer) {
             .and(path(format!("/v1/organization/{p}")))
             .and(header("authorization", format!("Bearer {OPENAI_KEY}").as_str()))
     };
-    get("users").and(query_param_is_missing("after")).respond_with(ok("openai", "users.page1.json")).mount(server).await;
-    get("users").and(query_param("after", "user_bob02")).respond_with(ok("openai", "users.page2.json")).mount(server).await;
-    get("users").and(query_param("after", "user_dave04")).respond_with(ok("openai", "users.page3.json")).mount(server).await;
+    get("users")
+        .and(query_param_is_missing("after"))
+        .respond_with(ok("openai", "users.page1.json"))
+        .mount(server)
+        .await;
+    get("users")
+        .and(query_param("after", "user_bob02"))
+        .respond_with(ok("openai", "users.page2.json"))
+        .mount(server)
+        .await;
+    get("users")
+        .and(query_param("after", "user_dave04"))
+        .respond_with(ok("openai", "users.page3.json"))
+        .mount(server)
+        .await;
     get("invites").respond_with(ok("openai", "invites.json")).mount(server).await;
-    get("projects").and(query_param("include_archived", "true")).respond_with(ok("openai", "projects.json")).mount(server).await;
+    get("projects")
+        .and(query_param("include_archived", "true"))
+        .respond_with(ok("openai", "projects.json"))
+        .mount(server)
+        .await;
     for project in ["payments", "research"] {
         let id = format!("proj_{project}");
         for what in ["users", "service_accounts"] {
@@ -70,7 +86,10 @@ async fn mount_openai(server: &MockServer) {
                 .await;
         }
     }
-    get("projects/proj_payments/api_keys").respond_with(ok("openai", "project-payments.api_keys.json")).mount(server).await;
+    get("projects/proj_payments/api_keys")
+        .respond_with(ok("openai", "project-payments.api_keys.json"))
+        .mount(server)
+        .await;
     // Like the real API: without owner_project_access=any, Dave's key (he
     // lost access to the project) is not listed.
     get("projects/proj_research/api_keys")
@@ -94,7 +113,11 @@ async fn mount_anthropic(server: &MockServer) {
             .and(header("x-api-key", ANTHROPIC_KEY))
             .and(header("anthropic-version", "2023-06-01"))
     };
-    get("users").and(query_param_is_missing("after_id")).respond_with(ok("anthropic", "users.page1.json")).mount(server).await;
+    get("users")
+        .and(query_param_is_missing("after_id"))
+        .respond_with(ok("anthropic", "users.page1.json"))
+        .mount(server)
+        .await;
     get("users")
         .and(query_param("after_id", "user_01BobExampleAcme00002"))
         .respond_with(ok("anthropic", "users.page2.json"))
@@ -115,7 +138,11 @@ async fn mount_anthropic(server: &MockServer) {
         .respond_with(ok("anthropic", "workspace-research.members.json"))
         .mount(server)
         .await;
-    get("api_keys").and(query_param_is_missing("after_id")).respond_with(ok("anthropic", "api_keys.page1.json")).mount(server).await;
+    get("api_keys")
+        .and(query_param_is_missing("after_id"))
+        .respond_with(ok("anthropic", "api_keys.page1.json"))
+        .mount(server)
+        .await;
     get("api_keys")
         .and(query_param("after_id", DAVE_ANTHROPIC_KEY))
         .respond_with(ok("anthropic", "api_keys.page2.json"))
@@ -130,8 +157,11 @@ struct Servers {
 }
 
 async fn servers() -> Servers {
-    let servers =
-        Servers { scim: MockServer::start().await, openai: MockServer::start().await, anthropic: MockServer::start().await };
+    let servers = Servers {
+        scim: MockServer::start().await,
+        openai: MockServer::start().await,
+        anthropic: MockServer::start().await,
+    };
     mount_scim(&servers.scim).await;
     mount_openai(&servers.openai).await;
     mount_anthropic(&servers.anthropic).await;
@@ -224,8 +254,13 @@ fn assert_scenario(findings: &[Value]) {
     let show = || serde_json::to_string_pretty(findings).unwrap_or_default();
 
     // Dave owns (per the catalog) the service account holding the deploy key.
-    let sa = find(findings, "ownerless.owner_inactive", "openai:service_account:svc_acct_deploybot", "person:dave@acme.example")
-        .unwrap_or_else(|| panic!("no owner_inactive for deploy-bot:\n{}", show()));
+    let sa = find(
+        findings,
+        "ownerless.owner_inactive",
+        "openai:service_account:svc_acct_deploybot",
+        "person:dave@acme.example",
+    )
+    .unwrap_or_else(|| panic!("no owner_inactive for deploy-bot:\n{}", show()));
     let detail = sa["detail"].as_str().expect("detail");
     assert!(detail.contains("catalog record `deploy-bot`"), "{detail}");
     assert!(detail.contains("okta:user:5d8f0c2e-1b7a-4c4e-9f43-6a3c1e2b9d04"), "the SCIM account decided: {detail}");
@@ -259,7 +294,11 @@ fn assert_scenario(findings: &[Value]) {
     );
     // Archived and inactive Anthropic keys are not access.
     for dead in ["apikey_01Old0000000000000000001", "apikey_01BobInactive0000000001"] {
-        assert!(!findings.iter().any(|f| f["object"].as_str().is_some_and(|o| o.ends_with(dead))), "{dead}: {}", show());
+        assert!(
+            !findings.iter().any(|f| f["object"].as_str().is_some_and(|o| o.ends_with(dead))),
+            "{dead}: {}",
+            show()
+        );
     }
 }
 
@@ -311,7 +350,9 @@ async fn llm_saas_departed_owner_hidden_key_idle_key_and_unknown_use() {
     servers.anthropic.reset().await;
     Mock::given(method("GET"))
         .and(path("/v1/organizations/users"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("{\"data\": [{\"type\": \"user\"}], \"has_more\": false}"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string("{\"data\": [{\"type\": \"user\"}], \"has_more\": false}"),
+        )
         .mount(&servers.anthropic)
         .await;
     servers.openai.reset().await;
@@ -325,7 +366,7 @@ async fn llm_saas_departed_owner_hidden_key_idle_key_and_unknown_use() {
     assert_eq!(code(&output), 3, "a failed source is exit 3: {}", stderr(&output));
     let report = json(&output);
     let sources = report["summary"]["sources"].as_array().expect("sources");
-    let status = |name: &str| sources.iter().find(|s| s["name"] == name).map(|s| s.clone()).expect("source outcome");
+    let status = |name: &str| sources.iter().find(|s| s["name"] == name).cloned().expect("source outcome");
     assert_eq!(status("okta")["status"], "succeeded");
     assert_eq!(status("anthropic")["status"], "failed");
     assert!(status("anthropic")["error"].as_str().expect("error").contains("malformed"), "{sources:?}");

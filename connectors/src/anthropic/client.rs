@@ -34,7 +34,8 @@ impl AnthropicClient {
         let invites = self.invites().await?;
         let mut workspaces = Vec::new();
         for workspace in self.workspaces().await? {
-            let members = if workspace.archived_at.is_some() { Vec::new() } else { self.members(&workspace.id).await? };
+            let members =
+                if workspace.archived_at.is_some() { Vec::new() } else { self.members(&workspace.id).await? };
             workspaces.push(WorkspaceRecords { workspace, members });
         }
         let api_keys = self.api_keys().await?;
@@ -54,7 +55,11 @@ impl AnthropicClient {
     /// `GET /v1/organizations/workspaces?include_archived=true`.
     pub async fn workspaces(&self) -> Result<Vec<Workspace>, HttpError> {
         self.http
-            .paginate_cursor("v1/organizations/workspaces", &[("limit", PAGE), ("include_archived", "true")], "after_id")
+            .paginate_cursor(
+                "v1/organizations/workspaces",
+                &[("limit", PAGE), ("include_archived", "true")],
+                "after_id",
+            )
             .await
     }
 

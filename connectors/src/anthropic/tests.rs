@@ -79,7 +79,12 @@ async fn mount_org_expecting(server: &MockServer, strict: bool) {
         .expect(once())
         .mount(server)
         .await;
-    get("users").and(query_param("after_id", DAVE)).respond_with(ok("users.page3.json")).expect(once()).mount(server).await;
+    get("users")
+        .and(query_param("after_id", DAVE))
+        .respond_with(ok("users.page3.json"))
+        .expect(once())
+        .mount(server)
+        .await;
     get("invites").respond_with(ok("invites.json")).expect(once()).mount(server).await;
     get("workspaces")
         .and(query_param("include_archived", "true"))
@@ -116,9 +121,11 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn node<'f>(fragment: &'f Fragment, id: &str) -> &'f Node {
-    fragment.nodes.iter().find(|n| n.id == id).unwrap_or_else(|| {
-        panic!("no node {id} in {:#?}", fragment.nodes.iter().map(|n| &n.id).collect::<Vec<_>>())
-    })
+    fragment
+        .nodes
+        .iter()
+        .find(|n| n.id == id)
+        .unwrap_or_else(|| panic!("no node {id} in {:#?}", fragment.nodes.iter().map(|n| &n.id).collect::<Vec<_>>()))
 }
 
 fn edges(fragment: &Fragment, kind: EdgeKind) -> Vec<(String, String, String)> {
@@ -143,7 +150,10 @@ async fn anthropic_maps_the_whole_organization() {
     let fragment = sync(&server).await.expect("sync");
 
     let alice = node(&fragment, &a(&format!("user:{ALICE}")));
-    assert_eq!((alice.kind, alice.email.as_deref(), alice.active), (NodeKind::Human, Some("alice@acme.example"), Some(true)));
+    assert_eq!(
+        (alice.kind, alice.email.as_deref(), alice.active),
+        (NodeKind::Human, Some("alice@acme.example"), Some(true))
+    );
     assert_eq!(alice.attrs.get("role").map(String::as_str), Some("admin"));
     node(&fragment, &a("user:user_01ErinExampleAcme00005"));
     let carol = node(&fragment, &a("invite:invite_015gWxCN9Hfg2QhZwTK7Mdeu"));
@@ -196,6 +206,7 @@ async fn anthropic_maps_the_whole_organization() {
     expected.last_used = LastUse::Unknown;
     for (k, v) in [
         ("created_by", a(&format!("user:{DAVE}"))),
+        ("key_hint", "sk-ant-api03-Dv1...x9QA".to_string()),
         ("last_used", transform::LAST_USED_UNKNOWN.to_string()),
         ("scope", "workspace".to_string()),
         ("status", "active".to_string()),
@@ -223,12 +234,14 @@ async fn anthropic_maps_the_whole_organization() {
         assert!(key.owner_inferred);
     }
     assert!(!fragment.nodes.iter().any(|n| n.id.contains("key-apikey_01Old") || n.id.contains("key-apikey_01Bob")));
-    // No key ever has a last use, and no attribute holds a key hint.
+    // No key ever has a last use; attributes hold redacted hints at most.
     for n in fragment.nodes.iter().filter(|n| n.kind == NodeKind::Credential) {
         assert_eq!(n.last_used, LastUse::Unknown);
     }
     for n in &fragment.nodes {
-        assert!(n.attrs.values().all(|v| !v.contains("sk-ant")), "{n:?}");
+        for (k, v) in &n.attrs {
+            assert!(!v.contains("sk-ant") || (k == "key_hint" && v.contains("...")), "{n:?}");
+        }
     }
     let mut keys: Vec<_> = fragment.edges.iter().map(Edge::key).collect();
     keys.sort();
@@ -242,7 +255,9 @@ async fn anthropic_429_with_retry_after_then_success_and_529_retried() {
     Mock::given(method("GET"))
         .and(path("/v1/organizations/users"))
         .and(query_param_is_missing("after_id"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0").set_body_json(fixture("errors/429.json")))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("retry-after", "0").set_body_json(fixture("errors/429.json")),
+        )
         .up_to_n_times(1)
         .with_priority(1)
         .expect(1)
@@ -322,8 +337,10 @@ fn anthropic_principals_choose_the_holder() {
         api_keys: vec![
             key(serde_json::json!({"id": "k_user", "principal": {"type": "user_actor", "user_id": "user_u"},
                 "scope": {"type": "workspace", "workspace_id": "ws1"}})),
-            key(serde_json::json!({"id": "k_sa", "principal": {"type": "service_account_actor", "service_account_id": "svc_1"},
-                "scope": {"type": "organization"}})),
+            key(
+                serde_json::json!({"id": "k_sa", "principal": {"type": "service_account_actor", "service_account_id": "svc_1"},
+                "scope": {"type": "organization"}}),
+            ),
         ],
         ..Default::default()
     };

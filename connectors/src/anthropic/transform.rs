@@ -192,6 +192,9 @@ fn map_key(b: &mut Builder, key: &ApiKey, active_workspaces: &[String], path: &s
     node.attrs.insert("last_used".into(), LAST_USED_UNKNOWN.into());
     let status = key.status.to_ascii_lowercase();
     node.attrs.insert("status".into(), status.clone());
+    if let Some(hint) = redacted_hint(key.partial_key_hint.as_deref()) {
+        node.attrs.insert("key_hint".into(), hint);
+    }
     let live = status == "active";
     node.active = Some(live);
 
@@ -291,6 +294,15 @@ fn map_key(b: &mut Builder, key: &ApiKey, active_workspaces: &[String], path: &s
         b.edge(Edge::new(holder, key_id, EdgeKind::Holds));
     }
     Ok(())
+}
+
+/// The provider's hint, only when it is visibly redacted (holds `...` or
+/// `…` and is short): a server that sent a whole key by mistake must not
+/// get it stored.
+fn redacted_hint(hint: Option<&str>) -> Option<String> {
+    let hint = hint?.trim();
+    let redacted = (hint.contains("...") || hint.contains('…')) && hint.chars().count() <= 40;
+    redacted.then(|| hint.to_string())
 }
 
 fn invalid(location: &str, message: &str) -> SyncError {

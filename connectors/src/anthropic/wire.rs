@@ -5,8 +5,8 @@
 //! nullable or newer fields (`expires_at`, `principal`, `scope`, `tags`) are
 //! optional so that both the older and the newer shapes decode. A missing
 //! required id fails decoding with its JSON path. Timestamps are RFC 3339
-//! strings. The API never returns a key's secret; `partial_key_hint` is not
-//! even read.
+//! strings. The API never returns a key's secret, only `partial_key_hint`,
+//! a hint the provider already redacted (as its Console shows it).
 
 use std::collections::BTreeMap;
 
@@ -93,6 +93,10 @@ pub struct ApiKey {
     /// Who created the key (`null` for legacy or system keys).
     #[serde(default)]
     pub created_by: Option<Actor>,
+    /// The provider's redacted hint (`sk-ant-api03-R2D...igAA`), to find the
+    /// key in the Console.
+    #[serde(default)]
+    pub partial_key_hint: Option<String>,
     /// Deprecated workspace id (`null` for the default workspace).
     #[serde(default)]
     pub workspace_id: Option<String>,

@@ -564,7 +564,7 @@ pub fn effective_grants(policies: &[&PolicyDocument], boundary: Option<&PolicyDo
                         if allow.actions.covers(&action, true) && allow.resources.covers(&resource, false) {
                             best = Some(best.unwrap_or(true) && allow.conditional);
                         } else if allow.actions.overlaps(&action, true) && allow.resources.overlaps(&resource, false) {
-                            best = Some(true);
+                            best = Some(best.unwrap_or(true));
                         }
                     }
                     match best {
@@ -738,6 +738,9 @@ mod tests {
         let deny_iam = doc(json!({"Statement": {"Effect": "Deny", "Action": "iam:*", "Resource": "*"}}));
         let deny_all_but_s3 = doc(json!({"Statement": {"Effect": "Deny", "NotAction": "s3:*", "Resource": "*"}}));
         let boundary_a = doc(json!({"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::a/*"}}));
+        let boundary_two = doc(json!({"Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::a/*"},
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::a/x*"}]}));
         let power_user = doc(json!({"Statement": {"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}}));
         let conditional = doc(json!({"Statement": {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*",
             "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}}));
@@ -773,6 +776,10 @@ mod tests {
                 grant("s3:PutObject", "arn:aws:s3:::a/*", false),
             ]),
             ("boundary narrows admin", vec![&admin], Some(&boundary_a), vec![grant("*", "*", true)]),
+            ("a covering boundary statement wins over a partial one", vec![&s3_bucket], Some(&boundary_two), vec![
+                grant("s3:GetObject", "arn:aws:s3:::a/*", false),
+                grant("s3:PutObject", "arn:aws:s3:::a/*", false),
+            ]),
             ("condition recorded", vec![&conditional], None, vec![grant("sts:AssumeRole", "*", true)]),
             ("unconditional wins over conditional duplicate", vec![&conditional, &unconditional], None,
                 vec![grant("sts:AssumeRole", "*", false)]),

@@ -679,3 +679,10 @@ async fn webhook_paths_can_be_hidden_from_errors_and_debug() {
     let text = format!("{err} {err:?} {http:?}");
     assert!(!text.contains("webhookSecretPart"), "{text}");
 }
+
+#[test]
+fn path_segment_keeps_ids_inside_their_segment() {
+    assert_eq!(path_segment("proj_abc-1.2~x"), "proj_abc-1.2~x");
+    assert_eq!(path_segment("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
+    assert_eq!(path_segment("é"), "%C3%A9");
+}

@@ -5,8 +5,7 @@
 use crate::http::{HttpClient, HttpError, path_segment};
 
 use super::wire::{
-    AdminApiKey, Invite, Organization, Project, ProjectApiKey, ProjectRecords, ProjectServiceAccount, ProjectUser,
-    User,
+    AdminApiKey, Invite, Organization, Project, ProjectApiKey, ProjectRecords, ProjectServiceAccount, ProjectUser, User,
 };
 
 /// Largest page the API serves (`limit` is 1–100).

@@ -17,7 +17,7 @@
 //! | project user | grant on the project | `member` → `use`; `owner` → `use` + `admin` |
 //! | organization owner (`role = owner`) | grant `admin` on every active project | owners can administer any project without being a member; no separate organization node (the API has no organization object to key it by) |
 //! | project service account | `SOURCE:service_account:ID`, service account | grant per role (`none` → nothing). The API names no owner: the owner comes from the agent catalog, else `ownerless.no_owner` fires |
-//! | project API key | `SOURCE:api_key:KEY_ID`, credential `api_key` | listed with `owner_project_access=any` (otherwise the keys of owners who lost project access are hidden). `created_at`; `last_used_at` null → never used; no expiry. Held (`holds`) by its owner: the user or the service account. A user's key has `owner` = that user's node id (a user missing from the organization gets an inactive stub account) |
+//! | project API key | `SOURCE:api_key:KEY_ID`, credential `api_key` | listed with `owner_project_access=any` (otherwise the keys of owners who lost project access are hidden). `created_at`; `last_used_at` null → never used; no expiry. Held (`holds`) by its owner: the user or the service account. A user's key has `owner` = that user's node id (a user missing from the organization gets an inactive stub account). `key_hint` = the provider's `redacted_value` (kept only when visibly redacted) |
 //! | admin API key | `SOURCE:admin_key:ID`, credential `admin_key` | expiry and last use as reported; held by its owner; an organization-level service account holding one gets `admin` on every active project |
 //!
 //! Actions: `use` (call models in the project) and `admin` (manage its

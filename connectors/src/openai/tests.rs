@@ -37,8 +37,7 @@ fn setup(server: &MockServer) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let key_file: PathBuf = dir.path().join("openai-admin-key");
     std::fs::write(&key_file, format!("{KEY}\n")).expect("write key");
-    let settings =
-        OpenAiSettings { admin_key: SecretRef::File(key_file), base_url: format!("{}/v1", server.uri()) };
+    let settings = OpenAiSettings { admin_key: SecretRef::File(key_file), base_url: format!("{}/v1", server.uri()) };
     Setup { _dir: dir, settings }
 }
 
@@ -60,8 +59,18 @@ async fn mount_org(server: &MockServer) {
         .expect(1)
         .mount(server)
         .await;
-    get("users").and(query_param("after", "user_bob02")).respond_with(ok("users.page2.json")).expect(1).mount(server).await;
-    get("users").and(query_param("after", "user_dave04")).respond_with(ok("users.page3.json")).expect(1).mount(server).await;
+    get("users")
+        .and(query_param("after", "user_bob02"))
+        .respond_with(ok("users.page2.json"))
+        .expect(1)
+        .mount(server)
+        .await;
+    get("users")
+        .and(query_param("after", "user_dave04"))
+        .respond_with(ok("users.page3.json"))
+        .expect(1)
+        .mount(server)
+        .await;
     get("invites").respond_with(ok("invites.json")).expect(1).mount(server).await;
     get("projects")
         .and(query_param("include_archived", "true"))
@@ -102,9 +111,11 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn node<'f>(fragment: &'f Fragment, id: &str) -> &'f Node {
-    fragment.nodes.iter().find(|n| n.id == id).unwrap_or_else(|| {
-        panic!("no node {id} in {:#?}", fragment.nodes.iter().map(|n| &n.id).collect::<Vec<_>>())
-    })
+    fragment
+        .nodes
+        .iter()
+        .find(|n| n.id == id)
+        .unwrap_or_else(|| panic!("no node {id} in {:#?}", fragment.nodes.iter().map(|n| &n.id).collect::<Vec<_>>()))
 }
 
 fn grants(fragment: &Fragment) -> Vec<(String, String, String)> {
@@ -144,7 +155,9 @@ async fn openai_maps_the_whole_organization() {
     let carol = node(&fragment, "openai:invite:invite-carol03");
     assert_eq!((carol.kind, carol.active), (NodeKind::Human, Some(false)));
     assert_eq!(carol.attrs.get("invite_projects").map(String::as_str), Some("proj_payments (member)"));
-    assert!(fragment.nodes.iter().all(|n| n.id != "openai:invite:invite-frank06" && n.id != "openai:invite:invite-erin05"));
+    assert!(
+        fragment.nodes.iter().all(|n| n.id != "openai:invite:invite-frank06" && n.id != "openai:invite:invite-erin05")
+    );
 
     // The archived project is flagged and grants nothing.
     let legacy = node(&fragment, "openai:project:proj_legacy");
@@ -152,7 +165,8 @@ async fn openai_maps_the_whole_organization() {
     assert_eq!(legacy.attrs.get("archived").map(String::as_str), Some("true"));
     assert!(fragment.edges.iter().all(|e| e.to != "openai:project:proj_legacy"));
 
-    let g = |from: &str, to: &str, actions: &str| (format!("openai:{from}"), format!("openai:{to}"), actions.to_string());
+    let g =
+        |from: &str, to: &str, actions: &str| (format!("openai:{from}"), format!("openai:{to}"), actions.to_string());
     assert_eq!(
         grants(&fragment),
         vec![
@@ -188,6 +202,7 @@ async fn openai_maps_the_whole_organization() {
     expected.last_used = LastUse::At(t("2026-05-11T12:00:00Z"));
     expected.attrs.insert("project".into(), "openai:project:proj_payments".into());
     expected.attrs.insert("owner_project_access".into(), "active".into());
+    expected.attrs.insert("key_hint".into(), "sk-proj-bob...idl".into());
     assert_eq!(node(&fragment, "openai:api_key:key_bob_idle"), &expected);
 
     // The key whose owner lost project access is there, because it was
@@ -205,9 +220,11 @@ async fn openai_maps_the_whole_organization() {
     assert_eq!(admin.owner.as_deref(), Some("openai:user:user_alice01"));
     assert_eq!(admin.last_used, LastUse::At(t("2026-11-26T18:00:00Z")));
 
-    // No secret, not even the redacted one, in any attribute.
+    // Only the provider's redacted hints, never anything longer.
     for n in &fragment.nodes {
-        assert!(n.attrs.values().all(|v| !v.contains("sk-")), "{n:?}");
+        for (k, v) in &n.attrs {
+            assert!(!v.contains("sk-") || (k == "key_hint" && v.contains("...")), "{n:?}");
+        }
     }
     // Unique ids and edge keys (the store relies on it).
     let mut ids: Vec<_> = fragment.nodes.iter().map(|n| &n.id).collect();
@@ -227,9 +244,7 @@ async fn openai_429_with_retry_after_ms_then_success() {
         .and(path("/v1/organization/users"))
         .and(query_param_is_missing("after"))
         .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("retry-after-ms", "20")
-                .set_body_json(fixture("errors/429.json")),
+            ResponseTemplate::new(429).insert_header("retry-after-ms", "20").set_body_json(fixture("errors/429.json")),
         )
         .up_to_n_times(1)
         .with_priority(1)
@@ -308,10 +323,8 @@ async fn openai_malformed_body_fails_the_whole_sync_with_the_json_path() {
 #[tokio::test]
 async fn openai_missing_admin_key_is_a_clear_error() {
     let server = MockServer::start().await;
-    let settings = OpenAiSettings {
-        admin_key: SecretRef::File(PathBuf::from("/nonexistent/openai-key")),
-        base_url: server.uri(),
-    };
+    let settings =
+        OpenAiSettings { admin_key: SecretRef::File(PathBuf::from("/nonexistent/openai-key")), base_url: server.uri() };
     let text = OpenAiConnector::new("openai", settings).sync().await.unwrap_err().to_string();
     assert!(text.contains("source `openai` admin_key"), "{text}");
 }
@@ -326,8 +339,10 @@ fn key(id: &str, owner: serde_json::Value, last_used: Option<i64>) -> ProjectApi
 
 fn project(id: &str, keys: Vec<ProjectApiKey>) -> ProjectRecords {
     ProjectRecords {
-        project: serde_json::from_value(serde_json::json!({"id": id, "object": "organization.project", "created_at": 1}))
-            .expect("project"),
+        project: serde_json::from_value(
+            serde_json::json!({"id": id, "object": "organization.project", "created_at": 1}),
+        )
+        .expect("project"),
         users: Vec::new(),
         service_accounts: Vec::new(),
         api_keys: keys,
@@ -355,12 +370,30 @@ fn openai_strict_on_broken_owner_and_timestamps() {
         other => panic!("expected Invalid, got {other:?}"),
     }
     let owner = serde_json::json!({"type": "service_account", "service_account": {"id": "svc"}});
-    let org =
-        Organization { projects: vec![project("proj_a", vec![key("key_a", owner, Some(i64::MAX))])], ..Default::default() };
+    let org = Organization {
+        projects: vec![project("proj_a", vec![key("key_a", owner, Some(i64::MAX))])],
+        ..Default::default()
+    };
     match transform::map("oa", &org) {
         Err(SyncError::Invalid { location, .. }) => assert_eq!(location, "$.projects[0].api_keys[0].last_used_at"),
         other => panic!("expected Invalid, got {other:?}"),
     }
+}
+
+#[test]
+fn openai_an_unredacted_key_value_is_never_kept() {
+    let owner = serde_json::json!({"type": "service_account", "service_account": {"id": "svc"}});
+    let mut whole = key("key_a", owner.clone(), None);
+    whole.redacted_value = Some(format!("sk-proj-{}", "x".repeat(100)));
+    let mut hint = key("key_b", owner, None);
+    hint.redacted_value = Some("sk-proj-abc...def".into());
+    let org = Organization { projects: vec![project("proj_a", vec![whole, hint])], ..Default::default() };
+    let fragment = transform::map("oa", &org).expect("maps");
+    assert_eq!(node(&fragment, "oa:api_key:key_a").attrs.get("key_hint"), None);
+    assert_eq!(
+        node(&fragment, "oa:api_key:key_b").attrs.get("key_hint").map(String::as_str),
+        Some("sk-proj-abc...def")
+    );
 }
 
 #[test]

@@ -92,11 +92,8 @@ fn invite_node(source: &str, invite: &Invite, path: &str) -> Result<Node, SyncEr
         node.attrs.insert("invite_expires_at".into(), unix(expires, &format!("{path}.expires_at"))?.to_rfc3339());
     }
     if !invite.projects.is_empty() {
-        let projects: Vec<String> = invite
-            .projects
-            .iter()
-            .map(|p| format!("{} ({})", p.id, p.role.as_deref().unwrap_or("member")))
-            .collect();
+        let projects: Vec<String> =
+            invite.projects.iter().map(|p| format!("{} ({})", p.id, p.role.as_deref().unwrap_or("member"))).collect();
         node.attrs.insert("invite_projects".into(), projects.join(", "));
     }
     Ok(node)
@@ -162,6 +159,9 @@ fn map_project_key(b: &mut Builder, key: &ProjectApiKey, project_id: &str, path:
     node.created_at = Some(unix(key.created_at, &format!("{path}.created_at"))?);
     node.last_used = last_use(key.last_used_at, &format!("{path}.last_used_at"))?;
     node.attrs.insert("project".into(), project_id.to_string());
+    if let Some(hint) = redacted_hint(key.redacted_value.as_deref()) {
+        node.attrs.insert("key_hint".into(), hint);
+    }
     if let Some(access) = non_empty(key.owner_project_access.as_deref()) {
         node.attrs.insert("owner_project_access".into(), access);
     }
@@ -225,6 +225,9 @@ fn map_admin_key(b: &mut Builder, key: &AdminApiKey, projects: &[String], path: 
     node.last_used = last_use(key.last_used_at, &format!("{path}.last_used_at"))?;
     node.expires_at = key.expires_at.map(|at| unix(at, &format!("{path}.expires_at"))).transpose()?;
     node.attrs.insert("scope".into(), "organization".into());
+    if let Some(hint) = redacted_hint(key.redacted_value.as_deref()) {
+        node.attrs.insert("key_hint".into(), hint);
+    }
 
     let owner = &key.owner;
     let holder = match owner.kind.as_str() {
@@ -282,6 +285,15 @@ fn last_use(at: Option<i64>, location: &str) -> Result<LastUse, SyncError> {
 fn unix(secs: i64, location: &str) -> Result<DateTime<Utc>, SyncError> {
     DateTime::from_timestamp(secs, 0)
         .ok_or_else(|| invalid(location, &format!("{secs} is not a Unix timestamp in seconds")))
+}
+
+/// The provider's hint, only when it is visibly redacted (holds `...` or
+/// `…` and is short): a server that sent a whole key by mistake must not
+/// get it stored.
+fn redacted_hint(hint: Option<&str>) -> Option<String> {
+    let hint = hint?.trim();
+    let redacted = (hint.contains("...") || hint.contains('…')) && hint.chars().count() <= 40;
+    redacted.then(|| hint.to_string())
 }
 
 fn invalid(location: &str, message: &str) -> SyncError {

@@ -6,7 +6,8 @@
 //! nullable or newer fields are `Option`, so additions to the API do not
 //! break a sync. A missing *required* field (an `id`) fails decoding with its
 //! JSON path. Timestamps are Unix seconds. No field here holds a secret: the
-//! API only ever returns `redacted_value`, which is not even read.
+//! API only ever returns `redacted_value`, a hint it already redacted (as the
+//! dashboard shows it).
 
 use serde::Deserialize;
 
@@ -120,6 +121,9 @@ pub struct ProjectServiceAccount {
 pub struct ProjectApiKey {
     /// `key_…`.
     pub id: String,
+    /// The provider's redacted hint (`sk-proj-abc...def`).
+    #[serde(default)]
+    pub redacted_value: Option<String>,
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
@@ -183,6 +187,9 @@ pub struct KeyOwnerServiceAccount {
 pub struct AdminApiKey {
     /// `key_…`.
     pub id: String,
+    /// The provider's redacted hint (`sk-admin...def`).
+    #[serde(default)]
+    pub redacted_value: Option<String>,
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,

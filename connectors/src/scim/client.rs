@@ -75,5 +75,10 @@ impl ScimClient {
 
 /// A string attribute, its name matched case-insensitively.
 fn string_attr(value: &Value, name: &str) -> Option<String> {
-    value.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str()).map(str::to_string)
+    value
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+        .map(str::to_string)
 }

@@ -15,7 +15,8 @@ pub fn client_options(source: &str, settings: &ScimSettings) -> Result<ClientOpt
         path: format!("source `{source}` token ({})", settings.token),
         message: err.to_string(),
     })?;
-    let headers = SensitiveHeaders::bearer(token.expose())?.with("accept", "application/scim+json, application/json")?;
+    let headers =
+        SensitiveHeaders::bearer(token.expose())?.with("accept", "application/scim+json, application/json")?;
     Ok(ClientOptions { base_url: Some(settings.base_url.clone()), headers, ..ClientOptions::default() })
 }
 

@@ -81,9 +81,11 @@ async fn mount_groups(server: &MockServer, dir: &str, count: &str) {
 }
 
 fn node<'f>(fragment: &'f Fragment, id: &str) -> &'f Node {
-    fragment.nodes.iter().find(|n| n.id == id).unwrap_or_else(|| {
-        panic!("no node {id} in {:#?}", fragment.nodes.iter().map(|n| &n.id).collect::<Vec<_>>())
-    })
+    fragment
+        .nodes
+        .iter()
+        .find(|n| n.id == id)
+        .unwrap_or_else(|| panic!("no node {id} in {:#?}", fragment.nodes.iter().map(|n| &n.id).collect::<Vec<_>>()))
 }
 
 fn memberships(fragment: &Fragment) -> Vec<(String, String)> {
@@ -193,7 +195,9 @@ async fn scim_429_with_retry_after_then_success() {
     Mock::given(method("GET"))
         .and(path("/scim/v2/Users"))
         .and(query_param("startIndex", "3"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0").set_body_json(fixture("errors/429.json")))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("Retry-After", "0").set_body_json(fixture("errors/429.json")),
+        )
         .up_to_n_times(1)
         .with_priority(1)
         .expect(1)

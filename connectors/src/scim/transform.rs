@@ -104,7 +104,9 @@ fn user_node(source: &str, id: &str, user: &Map<String, Value>, path: &str) -> R
     node.email = primary_email(user, path)?.or_else(|| user_name.clone().filter(|u| u.contains('@')));
     node.active = match get(user, "active") {
         None | Some(Value::Null) => None,
-        Some(value) => Some(boolean(value).ok_or_else(|| invalid(&format!("{path}.active"), "`active` is not a boolean"))?),
+        Some(value) => {
+            Some(boolean(value).ok_or_else(|| invalid(&format!("{path}.active"), "`active` is not a boolean"))?)
+        }
     };
     if let Some(user_name) = user_name {
         node.attrs.insert("user_name".into(), user_name);

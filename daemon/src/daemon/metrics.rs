@@ -202,7 +202,11 @@ pub(crate) async fn render(shared: &Shared) -> String {
     for (source, at) in &last_success {
         out.sample("accessgraph_sync_last_success_timestamp_seconds", &[("source", source)], *at);
     }
-    out.family("accessgraph_sync_rows", "gauge", "Rows of the source's last successful sync: nodes, edges, opened, closed.");
+    out.family(
+        "accessgraph_sync_rows",
+        "gauge",
+        "Rows of the source's last successful sync: nodes, edges, opened, closed.",
+    );
     for (source, stats) in &last_stats {
         for (what, n) in
             [("nodes", stats.nodes), ("edges", stats.edges), ("opened", stats.opened), ("closed", stats.closed)]

@@ -131,11 +131,7 @@ async fn readyz(State(shared): State<AppState>) -> Response {
         };
         reasons.push(format!("source `{}`: {why}", source.name));
     }
-    if reasons.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        not_ready(reasons.join("; "))
-    }
+    if reasons.is_empty() { (StatusCode::OK, "ready\n").into_response() } else { not_ready(reasons.join("; ")) }
 }
 
 async fn metrics_text(State(shared): State<AppState>) -> Response {
@@ -206,17 +202,29 @@ async fn findings(State(shared): State<AppState>, Query(params): Query<FindingsP
     }
 }
 
+/// A refused request: 400 with why.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        error(StatusCode::BAD_REQUEST, self.0)
+    }
+}
+
 /// An optional `at` parameter (RFC 3339).
-fn parse_at(at: Option<&str>) -> Result<Option<DateTime<Utc>>, Response> {
+fn parse_at(at: Option<&str>) -> Result<Option<DateTime<Utc>>, BadRequest> {
     match at.filter(|a| !a.is_empty()) {
         None => Ok(None),
         Some(text) => DateTime::parse_from_rfc3339(text).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {
-            error(StatusCode::BAD_REQUEST, format!("`at` is not an RFC 3339 time (e.g. 2026-11-27T00:00:00Z): `{text}`"))
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("`at` is not an RFC 3339 time (e.g. 2026-11-27T00:00:00Z): `{text}`"),
+            )
         }),
     }
 }
 
-fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, Response> {
+fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, BadRequest> {
     value
         .as_deref()
         .filter(|v| !v.is_empty())

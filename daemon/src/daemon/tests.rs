@@ -124,12 +124,8 @@ impl Running {
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         (status, content_type, response.text().await.expect("body"))
     }
 
@@ -379,8 +375,7 @@ async fn shutdown_during_a_sync_lands_nothing() {
     let fifo = scratch.path("slow.json");
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
     let config = scratch.config(&sqlite_url(&scratch), &[("slow", "*/1 * * * * *", "slow.json")], false);
-    let daemon =
-        start(&config, RunOptions { grace: Duration::from_millis(300), ..options() }).await;
+    let daemon = start(&config, RunOptions { grace: Duration::from_millis(300), ..options() }).await;
     eventually("the sync starts", Duration::from_secs(3), || async {
         daemon.json("/api/v1/sources").await[0]["syncing"] == true
     })
@@ -442,7 +437,13 @@ async fn http_api_answers_with_token_and_metrics_move() {
     assert!(list.iter().all(|f| f["status"] == "open"));
     assert!(findings["summary"].is_object());
     let secret = daemon.json("/api/v1/findings?status=all&rule=secret.*").await;
-    assert!(secret["findings"].as_array().expect("list").iter().all(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("secret."))));
+    assert!(
+        secret["findings"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("secret.")))
+    );
     let (status, body) = daemon.get("/api/v1/findings?status=bogus").await;
     assert_eq!(status, 400, "{body}");
 

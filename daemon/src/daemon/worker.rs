@@ -60,8 +60,13 @@ pub(crate) async fn analyze(shared: &Shared) {
                 Ok(history) => report.with_history(&history),
                 Err(_) => report,
             };
-            tracing::info!(findings = cycle.reconciled.current.len(), changes = cycle.reconciled.changes.len(),
-                queued = cycle.reconciled.outbox_rows, duration_ms = (seconds * 1000.0) as u64, "analysis recorded");
+            tracing::info!(
+                findings = cycle.reconciled.current.len(),
+                changes = cycle.reconciled.changes.len(),
+                queued = cycle.reconciled.outbox_rows,
+                duration_ms = (seconds * 1000.0) as u64,
+                "analysis recorded"
+            );
             shared.set_latest(Latest { report });
             shared.metrics.analysis("succeeded", seconds);
         }
@@ -81,7 +86,11 @@ pub(super) async fn delivery_loop(shared: Arc<Shared>, options: RunOptions, mut 
             Ok(delivery) => {
                 shared.metrics.delivery(delivery.delivered, delivery.failed);
                 if delivery.delivered > 0 || delivery.failed > 0 {
-                    tracing::info!(delivered = delivery.delivered, failed = delivery.failed, "remediation events delivered");
+                    tracing::info!(
+                        delivered = delivery.delivered,
+                        failed = delivery.failed,
+                        "remediation events delivered"
+                    );
                 }
                 // Come back when the next retry is due (rows already due but
                 // held by a mute or a broken sink are not worth spinning on).

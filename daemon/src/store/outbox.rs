@@ -114,11 +114,8 @@ impl Store {
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 let sql = format!("{DUE} FOR UPDATE OF outbox SKIP LOCKED");
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(to_micros(now))
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let rows =
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_micros(now)).bind(limit).fetch_all(&mut *tx).await?;
                 Ok(OutboxClaim { rows: decode_rows(rows)?, tx: Some(tx), store: self.clone() })
             }
         }

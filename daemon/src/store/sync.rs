@@ -11,7 +11,9 @@ use sqlx::Row;
 use std::collections::HashMap;
 
 /// Rows a sync changed.
+/// A failed sync stores `{}` (the column default): every count reads as 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SyncStats {
     /// Nodes in the fragment.
     pub nodes: u64,

@@ -248,7 +248,7 @@ async fn outbox_pending_and_marks(url: String) {
 
     // The finding resolves while its `opened` is still undelivered: the
     // `resolved` row waits behind it, whatever the retry times.
-    store.reconcile_findings(&[b.clone()], t(2), &sinks).await.expect("t2");
+    store.reconcile_findings(std::slice::from_ref(&b), t(2), &sinks).await.expect("t2");
     let due = store.pending_outbox(t(3), 10).await.expect("due at t3");
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].id, due[0].event.event), (first.id, EventKind::Opened));
