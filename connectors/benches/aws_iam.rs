@@ -224,7 +224,8 @@ fn main() {
         AccountData { label: "bench".into(), account_id: ACCOUNT.into(), details, report, access_keys: HashMap::new() };
     let owner_tags = vec!["owner".to_string()];
     let agent_tags = BTreeMap::from([("accessgraph:kind".to_string(), "agent".to_string())]);
-    let settings = MapSettings { source: "aws", account_name: "bench", owner_tags: &owner_tags, agent_tags: &agent_tags };
+    let settings =
+        MapSettings { source: "aws", account_name: "bench", owner_tags: &owner_tags, agent_tags: &agent_tags };
     let fragment = map(&settings, &[account]).unwrap_or_else(|e| panic!("maps: {e}"));
     let assume = fragment.edges.iter().filter(|e| e.kind == EdgeKind::CanAssume).count();
     let grants = fragment.edges.iter().filter(|e| e.kind == EdgeKind::Grant).count();

@@ -48,11 +48,19 @@ struct Org {
 
 impl Respond for Org {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let mut pairs: Vec<(String, String)> =
-            request.url.query_pairs().filter(|(k, _)| k != "per_page").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let mut pairs: Vec<(String, String)> = request
+            .url
+            .query_pairs()
+            .filter(|(k, _)| k != "per_page")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         pairs.sort();
         let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let key = if query.is_empty() { request.url.path().to_string() } else { format!("{}?{}", request.url.path(), query.join("&")) };
+        let key = if query.is_empty() {
+            request.url.path().to_string()
+        } else {
+            format!("{}?{}", request.url.path(), query.join("&"))
+        };
         match self.routes.get(&key) {
             Some(reply) => reply.respond(request),
             None => ResponseTemplate::new(404).set_body_raw(
@@ -64,7 +72,8 @@ impl Respond for Org {
 }
 
 fn template(name: &str, index: usize) -> Value {
-    let list: Vec<Value> = serde_json::from_slice(&fixture(&fixtures_dir(env!("CARGO_MANIFEST_DIR")), name)).expect("fixture");
+    let list: Vec<Value> =
+        serde_json::from_slice(&fixture(&fixtures_dir(env!("CARGO_MANIFEST_DIR")), name)).expect("fixture");
     list[index].clone()
 }
 
@@ -170,7 +179,8 @@ fn organization(base: &str, unprotected_share: f64) -> Org {
         let team_repos: Vec<Value> = (0..TEAM_REPOS)
             .map(|j| {
                 let mut r = repos[(t * TEAM_REPOS + j) % REPOS].clone();
-                r["permissions"] = json!({"admin": false, "maintain": false, "push": true, "triage": true, "pull": true});
+                r["permissions"] =
+                    json!({"admin": false, "maintain": false, "push": true, "triage": true, "pull": true});
                 r["role_name"] = "write".into();
                 r
             })
@@ -190,7 +200,12 @@ fn organization(base: &str, unprotected_share: f64) -> Org {
         let mut second = collaborator.clone();
         second["login"] = format!("user{:04}", (i * 7) % MEMBERS).into();
         collaborators.push(second);
-        b.paged(&format!("{base}/collaborators"), &format!("{base}/collaborators"), &[("affiliation", "direct")], &collaborators);
+        b.paged(
+            &format!("{base}/collaborators"),
+            &format!("{base}/collaborators"),
+            &[("affiliation", "direct")],
+            &collaborators,
+        );
         let keys: Vec<Value> = if i % 10 == 0 {
             let mut k = key.clone();
             k["id"] = (900_000 + i as u64).into();

@@ -106,7 +106,8 @@ mod tests {
         let first = CachedResponse { etag: "\"1\"".into(), link: None, body: b"[]".to_vec() };
         cache.put("a", &first).await;
         cache.put("b", &first).await;
-        let second = CachedResponse { etag: "\"2\"".into(), link: Some("<x>; rel=\"next\"".into()), body: b"[1]".to_vec() };
+        let second =
+            CachedResponse { etag: "\"2\"".into(), link: Some("<x>; rel=\"next\"".into()), body: b"[1]".to_vec() };
         cache.put("a", &second).await;
         assert_eq!(cache.get("a").await, Some(second));
         cache.retain(&HashSet::from(["a".to_string()])).await;

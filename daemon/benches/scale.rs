@@ -37,7 +37,12 @@ fn measure<T>(phases: &mut Vec<Phase>, name: &str, work: impl FnOnce() -> T) -> 
     reset_peak();
     let started = Instant::now();
     let out = work();
-    phases.push(Phase { name: name.into(), seconds: started.elapsed().as_secs_f64(), peak_mib: peak_mib(), note: String::new() });
+    phases.push(Phase {
+        name: name.into(),
+        seconds: started.elapsed().as_secs_f64(),
+        peak_mib: peak_mib(),
+        note: String::new(),
+    });
     out
 }
 
@@ -45,7 +50,12 @@ async fn measure_async<T>(phases: &mut Vec<Phase>, name: &str, work: impl std::f
     reset_peak();
     let started = Instant::now();
     let out = work.await;
-    phases.push(Phase { name: name.into(), seconds: started.elapsed().as_secs_f64(), peak_mib: peak_mib(), note: String::new() });
+    phases.push(Phase {
+        name: name.into(),
+        seconds: started.elapsed().as_secs_f64(),
+        peak_mib: peak_mib(),
+        note: String::new(),
+    });
     out
 }
 
@@ -84,10 +94,18 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     phases.last_mut().map(|p| p.note = format!("{} entries", access.entries().len()));
     let settings = config.analysis_settings();
     let engine = pipeline::policy_engine(&config)?.ok_or("policy")?;
-    let denials = measure(&mut phases, "cedar evaluation", || engine.denials(&graph, &access, &settings, now).expect("cedar"));
+    let denials =
+        measure(&mut phases, "cedar evaluation", || engine.denials(&graph, &access, &settings, now).expect("cedar"));
     phases.last_mut().map(|p| p.note = format!("{} denials", denials.len()));
     for rule in rules::all() {
-        let ctx = Context { graph: &graph, access: &access, previous: None, denials: Some(&denials), settings: &settings, now };
+        let ctx = Context {
+            graph: &graph,
+            access: &access,
+            previous: None,
+            denials: Some(&denials),
+            settings: &settings,
+            now,
+        };
         let findings = measure(&mut phases, &format!("rule {}", rule.id()), || rule.evaluate(&ctx));
         phases.last_mut().map(|p| p.note = format!("{} findings", findings.len()));
     }
@@ -141,7 +159,8 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut who = Vec::new();
     let mut what = Vec::new();
     for i in 0..samples {
-        let resource = format!("apps:{}:r{}", if (i * 37) % 2 == 0 { "app" } else { "dataset" }, (i * 37) % size.resources);
+        let resource =
+            format!("apps:{}:r{}", if (i * 37) % 2 == 0 { "app" } else { "dataset" }, (i * 37) % size.resources);
         let started = Instant::now();
         let _ = query::who_can(&config, &store, &resource, None, None, even_later).await?;
         who.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -153,13 +172,24 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     who.sort_by(f64::total_cmp);
     what.sort_by(f64::total_cmp);
 
-    println!("\n## Size {name}: {} people, {} agents, {} resources; {nodes} nodes, {edges} edges\n", size.people, size.agents, size.resources);
+    println!(
+        "\n## Size {name}: {} people, {} agents, {} resources; {nodes} nodes, {edges} edges\n",
+        size.people, size.agents, size.resources
+    );
     println!("| phase | wall time | peak RSS | note |\n|---|---|---|---|");
     for phase in &phases {
         println!("| {} | {:.3} s | {:.0} MiB | {} |", phase.name, phase.seconds, phase.peak_mib, phase.note);
     }
-    println!("| who-can from the store | p50 {:.1} ms, p99 {:.1} ms | | {samples} queries |", percentile(&who, 0.5), percentile(&who, 0.99));
-    println!("| what-can from the store | p50 {:.1} ms, p99 {:.1} ms | | {samples} queries |", percentile(&what, 0.5), percentile(&what, 0.99));
+    println!(
+        "| who-can from the store | p50 {:.1} ms, p99 {:.1} ms | | {samples} queries |",
+        percentile(&who, 0.5),
+        percentile(&who, 0.99)
+    );
+    println!(
+        "| what-can from the store | p50 {:.1} ms, p99 {:.1} ms | | {samples} queries |",
+        percentile(&what, 0.5),
+        percentile(&what, 0.99)
+    );
     Ok(())
 }
 

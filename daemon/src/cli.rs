@@ -348,8 +348,8 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     let store = open_store(&config).await?;
     let now = args.now.unwrap_or_else(Utc::now);
     let text_logs = matches!(cli.log_format, LogFormat::Text);
-    let progress = crate::progress::wanted(cli.quiet, text_logs, args.output.is_some())
-        .then(crate::progress::Progress::start);
+    let progress =
+        crate::progress::wanted(cli.quiet, text_logs, args.output.is_some()).then(crate::progress::Progress::start);
     let sources = match &progress {
         Some(progress) => progress.sync_all(&config, &store, now).await,
         None => pipeline::sync_all(&config, &store, now).await,

@@ -25,10 +25,7 @@ fn set_active(multi: Option<MultiProgress>) {
 /// Whether `scan` should draw progress: a person is watching stderr and the
 /// report does not go into a pipe or file through stdout.
 pub fn wanted(quiet: bool, text_logs: bool, report_to_file: bool) -> bool {
-    !quiet
-        && text_logs
-        && std::io::stderr().is_terminal()
-        && (report_to_file || std::io::stdout().is_terminal())
+    !quiet && text_logs && std::io::stderr().is_terminal() && (report_to_file || std::io::stdout().is_terminal())
 }
 
 /// Log output on stderr that suspends any progress bars while it writes.

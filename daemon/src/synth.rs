@@ -124,7 +124,8 @@ pub fn apps_snapshot(size: Size, seed: u64, changed_percent: u32) -> (Value, usi
                 0 => Value::Null,
                 _ => Value::String(time(rng.random_range(0..created))),
             };
-            let expires = if rng.random_bool(0.3) { Value::String(time(-rng.random_range(1..60))) } else { Value::Null };
+            let expires =
+                if rng.random_bool(0.3) { Value::String(time(-rng.random_range(1..60))) } else { Value::Null };
             credentials.push(json!({"id": format!("k{a}-{k}"), "kind": "api_key", "holder": format!("agent{a}"),
                 "created_at": time(created), "last_used_at": last_used, "expires_at": expires}));
         }
@@ -134,11 +135,13 @@ pub fn apps_snapshot(size: Size, seed: u64, changed_percent: u32) -> (Value, usi
         groups.push(json!({"id": format!("team{t}"), "name": format!("Team {t}"), "members": members}));
         for i in 0..5 {
             let target = (dept * per_dept + (t * 5 + i) % per_dept).min(size.resources - 1);
-            grants.push(json!({"principal": format!("team{t}"), "resource": format!("r{target}"), "actions": ["write"]}));
+            grants
+                .push(json!({"principal": format!("team{t}"), "resource": format!("r{target}"), "actions": ["write"]}));
         }
     }
     for d in 0..depts {
-        let members: Vec<String> = (d * TEAMS_PER_DEPT..((d + 1) * TEAMS_PER_DEPT).min(teams)).map(|t| format!("team{t}")).collect();
+        let members: Vec<String> =
+            (d * TEAMS_PER_DEPT..((d + 1) * TEAMS_PER_DEPT).min(teams)).map(|t| format!("team{t}")).collect();
         groups.push(json!({"id": format!("dept{d}"), "name": format!("Department {d}"), "members": members}));
         let first = d * per_dept;
         for r in first..(first + per_dept).min(size.resources) {
@@ -148,7 +151,9 @@ pub fn apps_snapshot(size: Size, seed: u64, changed_percent: u32) -> (Value, usi
         }
         roles.push(json!({"id": format!("operator{d}"), "name": format!("Operator {d}"), "assumable_by": [format!("dept{d}")]}));
         roles.push(json!({"id": format!("breakglass{d}"), "name": format!("Break glass {d}"), "assumable_by": [format!("operator{d}")]}));
-        grants.push(json!({"principal": format!("breakglass{d}"), "resource": format!("r{first}"), "actions": ["admin"]}));
+        grants.push(
+            json!({"principal": format!("breakglass{d}"), "resource": format!("r{first}"), "actions": ["admin"]}),
+        );
     }
     let edges = grants.len()
         + groups.iter().map(|g| g["members"].as_array().map_or(0, Vec::len)).sum::<usize>()
@@ -172,20 +177,27 @@ fn idp_snapshot(size: Size) -> (Value, usize, usize) {
             "email": format!("p{p}@corp.example"), "active": p % 50 != 7}));
     }
     for t in 0..teams {
-        let members: Vec<String> = (t * TEAM_SIZE..((t + 1) * TEAM_SIZE).min(size.people)).map(|p| format!("u{p}")).collect();
+        let members: Vec<String> =
+            (t * TEAM_SIZE..((t + 1) * TEAM_SIZE).min(size.people)).map(|p| format!("u{p}")).collect();
         groups.push(json!({"id": format!("team{t}"), "name": format!("Team {t}"), "members": members}));
     }
     for d in 0..depts {
-        let members: Vec<String> = (d * TEAMS_PER_DEPT..((d + 1) * TEAMS_PER_DEPT).min(teams)).map(|t| format!("team{t}")).collect();
+        let members: Vec<String> =
+            (d * TEAMS_PER_DEPT..((d + 1) * TEAMS_PER_DEPT).min(teams)).map(|t| format!("team{t}")).collect();
         groups.push(json!({"id": format!("dept{d}"), "name": format!("Department {d}"), "members": members}));
     }
     for v in 0..divisions {
-        let members: Vec<String> = (v * DEPTS_PER_DIVISION..((v + 1) * DEPTS_PER_DIVISION).min(depts)).map(|d| format!("dept{d}")).collect();
+        let members: Vec<String> =
+            (v * DEPTS_PER_DIVISION..((v + 1) * DEPTS_PER_DIVISION).min(depts)).map(|d| format!("dept{d}")).collect();
         groups.push(json!({"id": format!("div{v}"), "name": format!("Division {v}"), "members": members}));
     }
     let edges = size.people + teams + depts;
     let nodes = identities.len() + groups.len();
-    (json!({"version": 1, "system": "idp", "collected_at": "2026-11-26T00:00:00Z", "identities": identities, "groups": groups}), nodes, edges)
+    (
+        json!({"version": 1, "system": "idp", "collected_at": "2026-11-26T00:00:00Z", "identities": identities, "groups": groups}),
+        nodes,
+        edges,
+    )
 }
 
 fn write_json(path: &Path, value: &Value) -> io::Result<()> {
@@ -209,7 +221,11 @@ pub fn generate(dir: &Path, size: Size, seed: u64) -> io::Result<Generated> {
         }
         let tier = ["low", "medium", "high"][a % 3];
         let owner = rng.random_range(0..size.people);
-        let controller = if a % 6 == 2 { String::new() } else { format!("controller = \"p{}@corp.example\"\n", (owner + 1) % size.people) };
+        let controller = if a % 6 == 2 {
+            String::new()
+        } else {
+            format!("controller = \"p{}@corp.example\"\n", (owner + 1) % size.people)
+        };
         catalog.push_str(&format!(
             "[[agent]]\nid = \"agent{a}\"\nowner = \"p{owner}@corp.example\"\n{controller}risk_tier = \"{tier}\"\nallowed_systems = [\"apps\"]\nidentities = [\"apps:agent:agent{a}\"]\n\n"
         ));

@@ -240,10 +240,7 @@ mod tests {
         expiring.0.expires_at = Some(at(10));
         // k1 rotated in place; k2 replaced by k4 (same holder, same type);
         // k3 expired; k5 is new for a new agent; `old` disappeared.
-        let after = graph(
-            &["a", "b", "c"],
-            vec![key("k1", "a", 15), key("k4", "b", 15), expiring, key("k5", "c", 15)],
-        );
+        let after = graph(&["a", "b", "c"], vec![key("k1", "a", 15), key("k4", "b", 15), expiring, key("k5", "c", 15)]);
         let diff = inventory(&before, at(5), &after, at(20));
         let ids = |list: &[CredentialChange]| list.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&diff.credentials_created), ["s:api_key:k5"]);

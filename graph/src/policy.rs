@@ -3,13 +3,13 @@
 
 use crate::access::{AccessGraph, EffectiveAccess};
 use crate::model::NodeKind;
-use petgraph::graph::NodeIndex;
 use crate::settings::AnalysisSettings;
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
     RestrictedExpression,
 };
 use chrono::{DateTime, Utc};
+use petgraph::graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
@@ -35,7 +35,12 @@ pub struct PolicyEngine {
 /// What a policy can tell principals apart by: kind, system, tier, groups.
 type ProfileKey = (NodeKind, String, Option<crate::settings::Tier>, Vec<NodeIndex>);
 
-fn profile_key(graph: &AccessGraph, settings: &AnalysisSettings, principal: NodeIndex, now: DateTime<Utc>) -> ProfileKey {
+fn profile_key(
+    graph: &AccessGraph,
+    settings: &AnalysisSettings,
+    principal: NodeIndex,
+    now: DateTime<Utc>,
+) -> ProfileKey {
     let node = graph.node(principal);
     let tier = settings.catalog.agent_for(&node.id).map(|a| a.risk_tier.unwrap_or(settings.thresholds.default_tier));
     let mut groups = graph.groups_of(principal, now);
@@ -102,10 +107,8 @@ impl PolicyEngine {
             // CONTRACT §5b: kind, system, risk_tier. No per-principal
             // attribute, so principals with the same groups and attributes
             // get the same answer and requests can be shared (see `denials`).
-            let mut attrs = HashMap::from([
-                ("kind".to_string(), text(node.kind.as_str())),
-                ("system".to_string(), text(system)),
-            ]);
+            let mut attrs =
+                HashMap::from([("kind".to_string(), text(node.kind.as_str())), ("system".to_string(), text(system))]);
             if let Some(agent) = settings.catalog.agent_for(&node.id) {
                 let tier = agent.risk_tier.unwrap_or(settings.thresholds.default_tier);
                 attrs.insert("risk_tier".to_string(), text(tier.as_str()));

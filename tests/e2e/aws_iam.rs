@@ -353,7 +353,8 @@ mod live {
         // The previous sync's rows are intact: same findings, nothing resolved.
         assert_eq!(super::triples(&report), super::triples(&json(&first)));
         let export = json(&run(&["export", "--config", &scratch.config(), "--format", "json"]));
-        let ids: Vec<&str> = export["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
+        let ids: Vec<&str> =
+            export["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
         assert!(ids.contains(&"acme:role:deployer") && ids.contains(&"acme:access_key:AKIAACMECIBOT0000001"));
     }
 }

@@ -122,7 +122,8 @@ fn html_report_renders_filters_and_shows_every_finding_in_chromium() {
     assert!(!current.is_empty());
 
     let url = format!("file://{}", report.display());
-    let (dom, log) = headless(&chromium, &["--virtual-time-budget=5000".into(), "--dump-dom".into(), format!("{url}#selfcheck")]);
+    let (dom, log) =
+        headless(&chromium, &["--virtual-time-budget=5000".into(), "--dump-dom".into(), format!("{url}#selfcheck")]);
     let attributes = html_attributes(&dom);
     assert_eq!(attributes.get("data-errors").map(String::as_str), Some("0"), "the page recorded errors:\n{dom}");
     assert_eq!(attributes.get("data-selfcheck").map(String::as_str), Some("ok"), "self-check: {attributes:?}");
@@ -143,7 +144,11 @@ fn html_report_renders_filters_and_shows_every_finding_in_chromium() {
         );
     }
     assert_eq!(attributes.get("data-selfcheck-all"), Some(&current.len().to_string()));
-    assert_eq!(attributes.get("data-visible-findings"), Some(&current.len().to_string()), "filters reset after the check");
+    assert_eq!(
+        attributes.get("data-visible-findings"),
+        Some(&current.len().to_string()),
+        "filters reset after the check"
+    );
     // Every finding of the demo is in the rendered page.
     for finding in &current {
         let fp = finding["fingerprint"].as_str().expect("fp");
@@ -154,10 +159,8 @@ fn html_report_renders_filters_and_shows_every_finding_in_chromium() {
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
     let screenshot = artifacts.join("report.png");
     let _ = std::fs::remove_file(&screenshot);
-    let _ = headless(
-        &chromium,
-        &[format!("--screenshot={}", screenshot.display()), "--window-size=1400,2400".into(), url],
-    );
+    let _ =
+        headless(&chromium, &[format!("--screenshot={}", screenshot.display()), "--window-size=1400,2400".into(), url]);
     let png = std::fs::read(&screenshot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "a real PNG screenshot");
 }

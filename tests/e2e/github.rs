@@ -99,8 +99,7 @@ async fn github_org_end_to_end_through_scan() {
     // An App with contents: write that no catalog record claims.
     assert!(has_finding(&report, "ownerless.unregistered", "github-acme:app:acme-ci", "github-acme:app:acme-ci"));
     // Write + bypass-review on payments: its admins, since enforce_admins is off.
-    let sod: Vec<&str> =
-        findings(&report, "sod.violation").iter().filter_map(|f| f["subject"].as_str()).collect();
+    let sod: Vec<&str> = findings(&report, "sod.violation").iter().filter_map(|f| f["subject"].as_str()).collect();
     assert!(sod.contains(&"github-acme:user:bob"), "repo admin: {sod:?}");
     assert!(sod.contains(&"person:alice@acme.example"), "org owner, resolved by email: {sod:?}");
     assert!(!sod.contains(&"github-acme:user:eve"), "a writer without bypass: {sod:?}");
@@ -125,7 +124,11 @@ async fn github_org_end_to_end_through_scan() {
         assert!(nodes.contains(&id), "missing {id}");
     }
     let edge = |from: &str, kind: &str, to: &str| {
-        graph["edges"].as_array().expect("edges").iter().any(|e| e["from"] == from && e["kind"] == kind && e["to"] == to)
+        graph["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .any(|e| e["from"] == from && e["kind"] == kind && e["to"] == to)
     };
     assert!(edge("github-acme:team:payments-eng", "member_of", "github-acme:team:platform"));
     assert!(edge("github-acme:user:carol", "grant", "github-acme:team:platform"));
@@ -147,7 +150,9 @@ async fn github_org_end_to_end_through_scan() {
     let who = run_async(args.iter().map(|s| s.to_string()).collect()).await;
     assert_eq!(code(&who), 0, "{}", stderr(&who));
     let text = stdout(&who);
-    for principal in ["github-acme:user:dave", "github-acme:user:bob", "person:alice@acme.example", "github-acme:user:eve"] {
+    for principal in
+        ["github-acme:user:dave", "github-acme:user:bob", "person:alice@acme.example", "github-acme:user:eve"]
+    {
         assert!(text.contains(principal), "{principal} can write payments:\n{text}");
     }
 }
@@ -189,11 +194,8 @@ async fn github_second_scan_is_answered_from_the_etag_cache() {
     // Everything GitHub sent an ETag for went out with If-None-Match (and
     // came back 304, free); the rest: the installation token, /rate_limit
     // (free too) and the unprotected branch's 404.
-    let unconditional: Vec<String> = again
-        .iter()
-        .filter(|r| !r.headers.contains_key("if-none-match"))
-        .map(|r| r.url.path().to_string())
-        .collect();
+    let unconditional: Vec<String> =
+        again.iter().filter(|r| !r.headers.contains_key("if-none-match")).map(|r| r.url.path().to_string()).collect();
     assert_eq!(
         unconditional,
         vec!["/app/installations/4242/access_tokens", "/rate_limit", "/repos/acme/website/branches/main/protection"],

@@ -4,6 +4,7 @@ mod aws_iam;
 mod bad_input;
 mod browser;
 mod common;
+mod daemon;
 mod demo;
 mod github;
 mod history;

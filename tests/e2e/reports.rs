@@ -40,9 +40,11 @@ fn golden(name: &str, actual: &str) {
     let artifacts = repo().join("target/test-artifacts/golden");
     let _ = std::fs::create_dir_all(&artifacts);
     let _ = std::fs::write(artifacts.join(name), actual);
-    let line = expected.lines().zip(actual.lines()).position(|(a, b)| a != b).unwrap_or_else(|| {
-        expected.lines().count().min(actual.lines().count())
-    });
+    let line = expected
+        .lines()
+        .zip(actual.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
     panic!(
         "{name} differs from the golden file at line {}:\n  expected: {:?}\n  actual:   {:?}\n(expected {} lines, got {}; actual output written to {}; UPDATE_GOLDEN=1 accepts it)",
         line + 1,
@@ -116,7 +118,8 @@ fn markdown_groups_findings_by_severity_then_rule() {
 #[test]
 fn ocsf_lines_carry_the_required_attributes_of_class_2004() {
     let scratch = demo_scratch();
-    let report = json(&ok(&["scan", "--config", &scratch.config(), "--now", DEMO_NOW, "--no-file", "--format", "json"]));
+    let report =
+        json(&ok(&["scan", "--config", &scratch.config(), "--now", DEMO_NOW, "--no-file", "--format", "json"]));
     let expected: BTreeMap<String, Value> = report["findings"]
         .as_array()
         .expect("findings")
@@ -128,7 +131,8 @@ fn ocsf_lines_carry_the_required_attributes_of_class_2004() {
     assert!(!text.is_empty());
     let mut seen = BTreeSet::new();
     for line in text.lines() {
-        let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+        let event: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
         validate_detection_finding(&event);
         let uid = event["finding_info"]["uid"].as_str().expect("uid").to_string();
         let finding = expected.get(&uid).unwrap_or_else(|| panic!("finding_info.uid {uid} is no fingerprint"));
@@ -217,11 +221,14 @@ fn company(v2: bool) -> Value {
         credentials.push(key("k2", "bot", "2026-11-21T12:00:00Z"));
         credentials.push(key("k9", "deploy-bot", "2026-11-21T00:00:00Z"));
     } else {
-        identities.push(json!({"id": "old-bot", "kind": "agent", "name": "Old bot", "owner": "alice@acme.example", "active": true}));
+        identities.push(
+            json!({"id": "old-bot", "kind": "agent", "name": "Old bot", "owner": "alice@acme.example", "active": true}),
+        );
         grants.push(json!({"principal": "old-bot", "resource": "handbook", "actions": ["read"]}));
         credentials.push(key("k1", "bot", "2026-11-01T00:00:00Z"));
         credentials.push(key("k2", "bot", "2026-10-20T00:00:00Z"));
-        credentials.push(json!({"id": "k3", "kind": "token", "holder": "old-bot", "created_at": "2026-09-01T00:00:00Z"}));
+        credentials
+            .push(json!({"id": "k3", "kind": "token", "holder": "old-bot", "created_at": "2026-09-01T00:00:00Z"}));
     }
     json!({
         "version": 1,
@@ -315,7 +322,18 @@ fn what_changed_in_markdown_and_html() {
     }
     let html_path = scratch.path("report.html");
     let html_path_text = html_path.display().to_string();
-    ok(&["scan", "--config", &scratch.config(), "--now", "2026-11-23T00:00:00Z", "--no-file", "--format", "html", "--output", &html_path_text]);
+    ok(&[
+        "scan",
+        "--config",
+        &scratch.config(),
+        "--now",
+        "2026-11-23T00:00:00Z",
+        "--no-file",
+        "--format",
+        "html",
+        "--output",
+        &html_path_text,
+    ]);
     let html = std::fs::read_to_string(&html_path).expect("html written");
     assert!(html.contains("No change in effective access, credentials or non-human identities."));
     assert_eq!(html.matches("<circle class=\"dot s-total\"").count(), 3, "three snapshots in the trend chart");
@@ -366,7 +384,9 @@ fn assert_inert(html: &str) {
     }
     let no_xmlns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
     assert!(!no_xmlns.contains("http://") && !no_xmlns.contains("https://"), "no network reference at all");
-    assert!(html.contains("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'sha256-"));
+    assert!(
+        html.contains("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'sha256-")
+    );
 }
 
 #[test]
@@ -393,7 +413,18 @@ fn html_report_of_the_demo_has_every_section() {
     let scratch = demo_scratch();
     ok(&["scan", "--config", &scratch.config(), "--now", DEMO_NOW, "--no-file"]);
     let path = scratch.path("report.html").display().to_string();
-    ok(&["scan", "--config", &scratch.config(), "--now", DEMO_LATER, "--no-file", "--format", "html", "--output", &path]);
+    ok(&[
+        "scan",
+        "--config",
+        &scratch.config(),
+        "--now",
+        DEMO_LATER,
+        "--no-file",
+        "--format",
+        "html",
+        "--output",
+        &path,
+    ]);
     let html = std::fs::read_to_string(&path).expect("report");
     assert_inert(&html);
     let report = json(&ok(&["findings", "--config", &scratch.config(), "--format", "json"]));
@@ -401,13 +432,24 @@ fn html_report_of_the_demo_has_every_section() {
     assert!(!findings.is_empty());
     for finding in findings {
         let fp = finding["fingerprint"].as_str().expect("fp");
-        assert!(html.contains(&format!("<details class=\"finding sev-{}\" id=\"f-{fp}\"", finding["severity"].as_str().expect("sev"))), "card for {fp}");
+        assert!(
+            html.contains(&format!(
+                "<details class=\"finding sev-{}\" id=\"f-{fp}\"",
+                finding["severity"].as_str().expect("sev")
+            )),
+            "card for {fp}"
+        );
         assert!(html.contains(&format!("<tr data-fp=\"{fp}\"")), "table row for {fp}");
     }
     let cards = html.matches("<details class=\"finding").count();
     assert_eq!(cards, findings.len(), "one card per open finding");
-    assert!(html.matches("<svg class=\"evidence\"").count() >= findings.iter().filter(|f| f["evidence"].as_array().is_some_and(|e| !e.is_empty())).count());
-    for section in ["id=\"posture\"", "id=\"trend\"", "id=\"changes\"", "id=\"findings\"", "id=\"catalog\"", "id=\"sources\""] {
+    assert!(
+        html.matches("<svg class=\"evidence\"").count()
+            >= findings.iter().filter(|f| f["evidence"].as_array().is_some_and(|e| !e.is_empty())).count()
+    );
+    for section in
+        ["id=\"posture\"", "id=\"trend\"", "id=\"changes\"", "id=\"findings\"", "id=\"catalog\"", "id=\"sources\""]
+    {
         assert!(html.contains(section), "{section}");
     }
     // The catalog view: every record, with owner, tier, reach and credentials.
@@ -456,7 +498,8 @@ fn check_exports(scratch: &Scratch) {
     assert!(!node_ids.is_empty() && edge_count > 0);
 
     let graphml = export(scratch, "graphml");
-    let document = roxmltree::Document::parse(&graphml).unwrap_or_else(|e| panic!("GraphML is not XML: {e}\n{graphml}"));
+    let document =
+        roxmltree::Document::parse(&graphml).unwrap_or_else(|e| panic!("GraphML is not XML: {e}\n{graphml}"));
     let root = document.root_element();
     assert_eq!(root.tag_name().name(), "graphml");
     let graph_element = root.children().find(|n| n.has_tag_name("graph")).expect("<graph>");
@@ -469,7 +512,9 @@ fn check_exports(scratch: &Scratch) {
     let xml_edges: Vec<(String, String)> = graph_element
         .children()
         .filter(|n| n.has_tag_name("edge"))
-        .map(|e| (e.attribute("source").expect("source").to_string(), e.attribute("target").expect("target").to_string()))
+        .map(|e| {
+            (e.attribute("source").expect("source").to_string(), e.attribute("target").expect("target").to_string())
+        })
         .collect();
     assert_eq!(xml_nodes, node_ids, "GraphML node ids round-trip exactly");
     assert_eq!(xml_edges.len(), edge_count, "one GraphML edge per exported edge");
@@ -483,7 +528,11 @@ fn check_exports(scratch: &Scratch) {
             let path = scratch.path("graph.dot");
             std::fs::write(&path, &dot).expect("write dot");
             let output = Command::new(binary).arg("-Tsvg").arg(&path).output().expect("dot runs");
-            assert!(output.status.success(), "dot rejected the export: {}\n{dot}", String::from_utf8_lossy(&output.stderr));
+            assert!(
+                output.status.success(),
+                "dot rejected the export: {}\n{dot}",
+                String::from_utf8_lossy(&output.stderr)
+            );
             let svg = String::from_utf8_lossy(&output.stdout);
             assert_eq!(svg.matches("class=\"node\"").count(), node_ids.len(), "Graphviz drew every node once");
             assert_eq!(svg.matches("class=\"edge\"").count(), edge_count, "and every edge");
@@ -587,7 +636,9 @@ fn at_answers_before_and_after_a_change_differently() {
     let past = query(&scratch, &["blast-radius", "--credential", "forge:api_key:k1", "--at", BETWEEN]);
     assert_eq!(access(&past), pairs(&[(payments, "read")]));
     // path
-    let path = |at: &str| query(&scratch, &["path", "--from", "forge:agent:bot", "--to", handbook, "--at", at])["path"].clone();
+    let path = |at: &str| {
+        query(&scratch, &["path", "--from", "forge:agent:bot", "--to", handbook, "--at", at])["path"].clone()
+    };
     assert_eq!(path(BETWEEN), Value::Null, "no path before");
     assert_eq!(path(T2), json!(["forge:agent:bot", handbook]));
 }
@@ -622,7 +673,8 @@ fn query_diff_lists_exactly_the_change() {
 #[test]
 fn scan_draws_no_progress_when_piped_or_quiet() {
     let scratch = demo_scratch();
-    let output = run_with_env(&["scan", "--config", &scratch.config(), "--now", DEMO_NOW, "--no-file"], &[("RUST_LOG", "info")]);
+    let output =
+        run_with_env(&["scan", "--config", &scratch.config(), "--now", DEMO_NOW, "--no-file"], &[("RUST_LOG", "info")]);
     assert_eq!(code(&output), 0);
     let err = stderr(&output);
     assert!(err.contains("source synced"), "logs still go to stderr: {err}");
@@ -640,11 +692,8 @@ fn scan_on_a_terminal_shows_a_line_per_source() {
     }
     let scratch = demo_scratch();
     let report = scratch.path("report.md").display().to_string();
-    let command = format!(
-        "{} scan --config {} --now {DEMO_NOW} --no-file --output {report}",
-        binary(),
-        scratch.config()
-    );
+    let command =
+        format!("{} scan --config {} --now {DEMO_NOW} --no-file --output {report}", binary(), scratch.config());
     let typescript = scratch.path("typescript").display().to_string();
     let run_script = |extra: &str| {
         let output = Command::new("script")

@@ -88,7 +88,9 @@ impl Respond for FakeGithub {
                 ResponseTemplate::new(201).set_body_json(issue)
             }
             ("PATCH", [number]) => {
-                let Some(issue) = s.issues.iter_mut().find(|i| i["number"].to_string() == *number) else {
+                let Some(issue) =
+                    s.issues.iter_mut().find(|i| i["number"].as_u64().is_some_and(|n| n.to_string() == *number))
+                else {
                     return error(404, "Not Found");
                 };
                 for key in ["state", "state_reason", "title", "body"] {

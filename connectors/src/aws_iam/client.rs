@@ -122,9 +122,12 @@ where
             let message = format!("{code}: {}", context.err().message().unwrap_or_default());
             classify(url, &code, status, message)
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            HttpError::Transient { url, status: None, retry_after: None, message: DisplayErrorContext(&err).to_string() }
-        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => HttpError::Transient {
+            url,
+            status: None,
+            retry_after: None,
+            message: DisplayErrorContext(&err).to_string(),
+        },
         SdkError::ResponseError(_) => {
             HttpError::Decode { url, path: ".".into(), message: DisplayErrorContext(&err).to_string() }
         }
@@ -138,10 +141,13 @@ fn classify(url: String, code: &str, status: Option<u16>, message: String) -> Ht
             HttpError::RateLimited { url, status, retry_after: None }
         }
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => HttpError::Permission { url, message },
-        "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidAccessKeyId"
-        | "UnrecognizedClientException" | "IncompleteSignature" | "MissingAuthenticationToken" => {
-            HttpError::Auth { url, message }
-        }
+        "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "InvalidAccessKeyId"
+        | "UnrecognizedClientException"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken" => HttpError::Auth { url, message },
         "NoSuchEntity" => HttpError::NotFound { url },
         "ServiceFailure" | "ServiceUnavailable" | "InternalFailure" => {
             HttpError::Transient { url, status, retry_after: None, message }
@@ -351,8 +357,7 @@ fn attached(list: &[aws_sdk_iam::types::AttachedPolicy]) -> Vec<AttachedPolicy> 
 }
 
 fn boundary(b: Option<&aws_sdk_iam::types::AttachedPermissionsBoundary>) -> Option<Boundary> {
-    b.and_then(|b| b.permissions_boundary_arn())
-        .map(|arn| Boundary { permissions_boundary_arn: arn.to_string() })
+    b.and_then(|b| b.permissions_boundary_arn()).map(|arn| Boundary { permissions_boundary_arn: arn.to_string() })
 }
 
 fn tags(list: &[aws_sdk_iam::types::Tag]) -> Vec<Tag> {

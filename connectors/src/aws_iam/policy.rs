@@ -113,8 +113,8 @@ impl PolicyDocument {
         match value {
             Value::String(text) => {
                 let text = decode_policy_text(text);
-                let value: Value = serde_json::from_str(&text)
-                    .map_err(|e| error("", format!("policy document is not JSON: {e}")))?;
+                let value: Value =
+                    serde_json::from_str(&text).map_err(|e| error("", format!("policy document is not JSON: {e}")))?;
                 PolicyDocument::parse_object(&value)
             }
             other => PolicyDocument::parse_object(other),
@@ -255,7 +255,8 @@ fn tokens(pattern: &str, fold: bool) -> Vec<Tok> {
 /// Whether `text` matches the glob `pattern`.
 pub fn glob_match(pattern: &str, text: &str, fold: bool) -> bool {
     let p = tokens(pattern, fold);
-    let t: Vec<char> = if fold { text.chars().map(|c| c.to_ascii_lowercase()).collect() } else { text.chars().collect() };
+    let t: Vec<char> =
+        if fold { text.chars().map(|c| c.to_ascii_lowercase()).collect() } else { text.chars().collect() };
     // Iterative matcher with single backtrack point (linear-ish).
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
@@ -497,7 +498,12 @@ pub fn allow_state(policies: &[&PolicyDocument], action: &str, resource: &str) -
 /// Evaluates one request against a principal's identity policies and
 /// permissions boundary (AWS's order: explicit Deny, then Allow in the
 /// identity policies, then Allow in the boundary).
-pub fn decide(policies: &[&PolicyDocument], boundary: Option<&PolicyDocument>, action: &str, resource: &str) -> Decision {
+pub fn decide(
+    policies: &[&PolicyDocument],
+    boundary: Option<&PolicyDocument>,
+    action: &str,
+    resource: &str,
+) -> Decision {
     let deny = deny_state(policies, boundary, action, resource);
     if deny == DenyState::Denied {
         return Decision::Denied;
@@ -690,12 +696,14 @@ mod tests {
         let deny_delete = doc(json!({"Statement": {"Effect": "Deny", "Action": "s3:DeleteBucket", "Resource": "*"}}));
         let deny_without_mfa = doc(json!({"Statement": {"Effect": "Deny", "Action": "*", "Resource": "*",
             "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}}}));
-        let not_action = doc(json!({"Statement": {"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}}));
+        let not_action =
+            doc(json!({"Statement": {"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}}));
         let not_resource = doc(json!({"Statement": {"Effect": "Allow", "Action": "s3:*",
             "NotResource": "arn:aws:s3:::secret/*"}}));
         let conditional_allow = doc(json!({"Statement": {"Effect": "Allow", "Action": "ec2:*", "Resource": "*",
             "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}}));
-        let boundary_s3_read = doc(json!({"Statement": {"Effect": "Allow", "Action": ["s3:Get*", "s3:List*"], "Resource": "*"}}));
+        let boundary_s3_read =
+            doc(json!({"Statement": {"Effect": "Allow", "Action": ["s3:Get*", "s3:List*"], "Resource": "*"}}));
         let allowed = Decision::Allowed { conditional: false };
         let conditional = Decision::Allowed { conditional: true };
         let b = "arn:aws:s3:::reports/q1.csv";
@@ -704,13 +712,34 @@ mod tests {
             ("action case-insensitive", vec![&allow_s3], None, "S3:getobject", b, allowed),
             ("no allow is implicit deny", vec![&allow_s3], None, "ec2:RunInstances", "*", Decision::NotAllowed),
             ("no policies", vec![], None, "s3:GetObject", b, Decision::NotAllowed),
-            ("explicit deny wins", vec![&allow_s3, &deny_delete], None, "s3:DeleteBucket", "arn:aws:s3:::reports", Decision::Denied),
+            (
+                "explicit deny wins",
+                vec![&allow_s3, &deny_delete],
+                None,
+                "s3:DeleteBucket",
+                "arn:aws:s3:::reports",
+                Decision::Denied,
+            ),
             ("deny elsewhere keeps allow", vec![&allow_s3, &deny_delete], None, "s3:GetObject", b, allowed),
-            ("conditional deny makes allow conditional", vec![&allow_s3, &deny_without_mfa], None, "s3:GetObject", b, conditional),
+            (
+                "conditional deny makes allow conditional",
+                vec![&allow_s3, &deny_without_mfa],
+                None,
+                "s3:GetObject",
+                b,
+                conditional,
+            ),
             ("NotAction allows the rest", vec![&not_action], None, "s3:GetObject", b, allowed),
             ("NotAction excludes", vec![&not_action], None, "iam:CreateUser", "*", Decision::NotAllowed),
             ("NotResource allows the rest", vec![&not_resource], None, "s3:GetObject", b, allowed),
-            ("NotResource excludes", vec![&not_resource], None, "s3:GetObject", "arn:aws:s3:::secret/k", Decision::NotAllowed),
+            (
+                "NotResource excludes",
+                vec![&not_resource],
+                None,
+                "s3:GetObject",
+                "arn:aws:s3:::secret/k",
+                Decision::NotAllowed,
+            ),
             ("condition recorded", vec![&conditional_allow], None, "ec2:RunInstances", "*", conditional),
             ("boundary allows", vec![&allow_s3], Some(&boundary_s3_read), "s3:GetObject", b, allowed),
             ("boundary limits", vec![&allow_s3], Some(&boundary_s3_read), "s3:PutObject", b, Decision::NotAllowed),
@@ -737,52 +766,88 @@ mod tests {
             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}}));
         let deny_iam = doc(json!({"Statement": {"Effect": "Deny", "Action": "iam:*", "Resource": "*"}}));
         let deny_all_but_s3 = doc(json!({"Statement": {"Effect": "Deny", "NotAction": "s3:*", "Resource": "*"}}));
-        let boundary_a = doc(json!({"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::a/*"}}));
+        let boundary_a =
+            doc(json!({"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::a/*"}}));
         let boundary_two = doc(json!({"Statement": [
             {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::a/*"},
             {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::a/x*"}]}));
-        let power_user = doc(json!({"Statement": {"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}}));
+        let power_user =
+            doc(json!({"Statement": {"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}}));
         let conditional = doc(json!({"Statement": {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*",
             "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}}));
         let unconditional = doc(json!({"Statement": {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}}));
 
         let cases: Vec<(&str, Vec<&PolicyDocument>, Option<&PolicyDocument>, Vec<Grant>)> = vec![
-            ("allow as written", vec![&s3_bucket], None, vec![
-                grant("s3:GetObject", "arn:aws:s3:::a/*", false),
-                grant("s3:GetObject", "arn:aws:s3:::b/*", false),
-                grant("s3:PutObject", "arn:aws:s3:::a/*", false),
-                grant("s3:PutObject", "arn:aws:s3:::b/*", false),
-            ]),
-            ("a covering deny removes the pair", vec![&s3_bucket, &deny_b], None, vec![
-                grant("s3:GetObject", "arn:aws:s3:::a/*", false),
-                grant("s3:PutObject", "arn:aws:s3:::a/*", false),
-            ]),
-            ("a conditional deny marks overlaps", vec![&s3_bucket, &deny_put_conditional], None, vec![
-                grant("s3:GetObject", "arn:aws:s3:::a/*", false),
-                grant("s3:GetObject", "arn:aws:s3:::b/*", false),
-                grant("s3:PutObject", "arn:aws:s3:::a/*", true),
-                grant("s3:PutObject", "arn:aws:s3:::b/*", true),
-            ]),
+            (
+                "allow as written",
+                vec![&s3_bucket],
+                None,
+                vec![
+                    grant("s3:GetObject", "arn:aws:s3:::a/*", false),
+                    grant("s3:GetObject", "arn:aws:s3:::b/*", false),
+                    grant("s3:PutObject", "arn:aws:s3:::a/*", false),
+                    grant("s3:PutObject", "arn:aws:s3:::b/*", false),
+                ],
+            ),
+            (
+                "a covering deny removes the pair",
+                vec![&s3_bucket, &deny_b],
+                None,
+                vec![
+                    grant("s3:GetObject", "arn:aws:s3:::a/*", false),
+                    grant("s3:PutObject", "arn:aws:s3:::a/*", false),
+                ],
+            ),
+            (
+                "a conditional deny marks overlaps",
+                vec![&s3_bucket, &deny_put_conditional],
+                None,
+                vec![
+                    grant("s3:GetObject", "arn:aws:s3:::a/*", false),
+                    grant("s3:GetObject", "arn:aws:s3:::b/*", false),
+                    grant("s3:PutObject", "arn:aws:s3:::a/*", true),
+                    grant("s3:PutObject", "arn:aws:s3:::b/*", true),
+                ],
+            ),
             ("a partial deny marks the wider allow", vec![&admin, &deny_iam], None, vec![grant("*", "*", true)]),
-            ("NotAction deny removes all but s3", vec![&s3_bucket, &admin, &deny_all_but_s3], None, vec![
-                grant("*", "*", true),
-                grant("s3:GetObject", "arn:aws:s3:::a/*", false),
-                grant("s3:GetObject", "arn:aws:s3:::b/*", false),
-                grant("s3:PutObject", "arn:aws:s3:::a/*", false),
-                grant("s3:PutObject", "arn:aws:s3:::b/*", false),
-            ]),
-            ("boundary keeps the covered, drops the disjoint", vec![&s3_bucket], Some(&boundary_a), vec![
-                grant("s3:GetObject", "arn:aws:s3:::a/*", false),
-                grant("s3:PutObject", "arn:aws:s3:::a/*", false),
-            ]),
+            (
+                "NotAction deny removes all but s3",
+                vec![&s3_bucket, &admin, &deny_all_but_s3],
+                None,
+                vec![
+                    grant("*", "*", true),
+                    grant("s3:GetObject", "arn:aws:s3:::a/*", false),
+                    grant("s3:GetObject", "arn:aws:s3:::b/*", false),
+                    grant("s3:PutObject", "arn:aws:s3:::a/*", false),
+                    grant("s3:PutObject", "arn:aws:s3:::b/*", false),
+                ],
+            ),
+            (
+                "boundary keeps the covered, drops the disjoint",
+                vec![&s3_bucket],
+                Some(&boundary_a),
+                vec![
+                    grant("s3:GetObject", "arn:aws:s3:::a/*", false),
+                    grant("s3:PutObject", "arn:aws:s3:::a/*", false),
+                ],
+            ),
             ("boundary narrows admin", vec![&admin], Some(&boundary_a), vec![grant("*", "*", true)]),
-            ("a covering boundary statement wins over a partial one", vec![&s3_bucket], Some(&boundary_two), vec![
-                grant("s3:GetObject", "arn:aws:s3:::a/*", false),
-                grant("s3:PutObject", "arn:aws:s3:::a/*", false),
-            ]),
+            (
+                "a covering boundary statement wins over a partial one",
+                vec![&s3_bucket],
+                Some(&boundary_two),
+                vec![
+                    grant("s3:GetObject", "arn:aws:s3:::a/*", false),
+                    grant("s3:PutObject", "arn:aws:s3:::a/*", false),
+                ],
+            ),
             ("condition recorded", vec![&conditional], None, vec![grant("sts:AssumeRole", "*", true)]),
-            ("unconditional wins over conditional duplicate", vec![&conditional, &unconditional], None,
-                vec![grant("sts:AssumeRole", "*", false)]),
+            (
+                "unconditional wins over conditional duplicate",
+                vec![&conditional, &unconditional],
+                None,
+                vec![grant("sts:AssumeRole", "*", false)],
+            ),
         ];
         for (name, policies, boundary, expected) in cases {
             assert_eq!(effective_grants(&policies, boundary), expected, "{name}");

@@ -190,8 +190,12 @@ fn offline_fragment() -> Fragment {
     let account = super::transform::tests::fixture_account();
     let owner_tags = vec!["owner".to_string(), "Owner".to_string(), "accessgraph:owner".to_string()];
     let agent_tags = [("accessgraph:kind".to_string(), "agent".to_string())].into();
-    let settings =
-        super::MapSettings { source: "acme", account_name: "acme-prod", owner_tags: &owner_tags, agent_tags: &agent_tags };
+    let settings = super::MapSettings {
+        source: "acme",
+        account_name: "acme-prod",
+        owner_tags: &owner_tags,
+        agent_tags: &agent_tags,
+    };
     super::map(&settings, &[account]).expect("offline maps")
 }
 
@@ -222,12 +226,7 @@ async fn live_sync_pages_decodes_polls_and_reads_what_offline_mode_reads() {
     assert_eq!(inactive.active, Some(false));
     let bot = fragment.nodes.iter().find(|n| n.id == "acme:access_key:AKIAACMECIBOT0000001").expect("bot key");
     assert!(matches!(bot.last_used, LastUse::At(_)));
-    assert!(
-        fragment
-            .edges
-            .iter()
-            .any(|e| e.kind == EdgeKind::Holds && e.from == "acme:user:ci-bot" && e.to == bot.id)
-    );
+    assert!(fragment.edges.iter().any(|e| e.kind == EdgeKind::Holds && e.from == "acme:user:ci-bot" && e.to == bot.id));
 }
 
 #[tokio::test]
@@ -302,7 +301,12 @@ async fn invalid_credentials_are_an_auth_error() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(action("GetCallerIdentity"))
-        .respond_with(error(403, "Sender", "InvalidClientTokenId", "The security token included in the request is invalid."))
+        .respond_with(error(
+            403,
+            "Sender",
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        ))
         .mount(&server)
         .await;
     let err = connector(&server, settings(&server)).sync().await.expect_err("bad key");

@@ -159,7 +159,11 @@ impl<'a> Mapper<'a> {
             for (i, p) in d.policies.iter().enumerate() {
                 let at = format!("$.Policies[{i}]");
                 let Some((v, doc)) = p.default_document() else {
-                    return Err(invalid(label, format!("{at}.PolicyVersionList"), "no document of the default version"));
+                    return Err(invalid(
+                        label,
+                        format!("{at}.PolicyVersionList"),
+                        "no document of the default version",
+                    ));
                 };
                 let index = self.parse_doc(label, &format!("{at}.PolicyVersionList[{v}].Document"), doc)?;
                 managed.insert(p.arn.clone(), index);
@@ -490,7 +494,10 @@ impl<'a> Mapper<'a> {
             .groups
             .iter()
             .map(|g| {
-                self.evaluate(&g.policies, None).into_iter().map(|gr| ((gr.action, gr.resource), gr.conditional)).collect()
+                self.evaluate(&g.policies, None)
+                    .into_iter()
+                    .map(|gr| ((gr.action, gr.resource), gr.conditional))
+                    .collect()
             })
             .collect();
         let mut restricted = vec![false; self.groups.len()];
@@ -556,7 +563,12 @@ impl<'a> Mapper<'a> {
         }
     }
 
-    fn emit_grants<'g>(&mut self, from: &str, account: usize, grants: impl Iterator<Item = (&'g Pattern, &'g Pattern, bool)>) {
+    fn emit_grants<'g>(
+        &mut self,
+        from: &str,
+        account: usize,
+        grants: impl Iterator<Item = (&'g Pattern, &'g Pattern, bool)>,
+    ) {
         // resource id → (unconditional actions, conditional actions)
         let mut by_resource: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
         for (action, resource, conditional) in grants {
@@ -613,11 +625,16 @@ impl<'a> Mapper<'a> {
     fn prepare_assume(&mut self) {
         let keep = |s: &&Statement| s.actions_match("sts:AssumeRole");
         for i in 0..self.actors.len() {
-            let statements: Vec<Statement> =
-                self.actors[i].policies.iter().flat_map(|&p| self.arena[p].statements.iter()).filter(keep).cloned().collect();
-            let boundary = self.actors[i]
-                .boundary
-                .map(|b| PolicyDocument { statements: self.arena[b].statements.iter().filter(keep).cloned().collect() });
+            let statements: Vec<Statement> = self.actors[i]
+                .policies
+                .iter()
+                .flat_map(|&p| self.arena[p].statements.iter())
+                .filter(keep)
+                .cloned()
+                .collect();
+            let boundary = self.actors[i].boundary.map(|b| PolicyDocument {
+                statements: self.arena[b].statements.iter().filter(keep).cloned().collect(),
+            });
             self.actors[i].assume = PolicyDocument { statements };
             self.actors[i].assume_boundary = boundary;
         }
@@ -694,7 +711,8 @@ impl<'a> Mapper<'a> {
                                         if actor == role {
                                             continue;
                                         }
-                                        if let Decision::Allowed { conditional } = self.decide_assume(actor, &role_arn) {
+                                        if let Decision::Allowed { conditional } = self.decide_assume(actor, &role_arn)
+                                        {
                                             add(&mut local, actor, base || conditional);
                                         }
                                     }
@@ -743,7 +761,8 @@ impl<'a> Mapper<'a> {
                         list.iter().any(|p| match p {
                             Principal::Any => true,
                             Principal::Aws(v) | Principal::Federated(v) | Principal::CanonicalUser(v) => {
-                                v == key || account_principal(v).is_some_and(|id| key == format!("arn:aws:iam::{id}:root"))
+                                v == key
+                                    || account_principal(v).is_some_and(|id| key == format!("arn:aws:iam::{id}:root"))
                             }
                             Principal::Service(_) => false,
                         })
@@ -827,7 +846,8 @@ impl<'a> Mapper<'a> {
                         (0..2).find(|&n| {
                             !slots_taken[n]
                                 && row.keys[n].last_rotated.is_some()
-                                && row.keys[n].last_rotated.map(|t| t.timestamp()) == meta.created_at.map(|t| t.timestamp())
+                                && row.keys[n].last_rotated.map(|t| t.timestamp())
+                                    == meta.created_at.map(|t| t.timestamp())
                         })
                     });
                     let mut node = self.key_node(&meta.id, &format!("{user_name} access key {}", meta.id));
@@ -947,9 +967,10 @@ pub(crate) mod tests {
     use crate::aws_iam::offline::{account_of, parse_details, parse_report};
 
     pub(crate) fn fixture_account() -> AccountData {
-        let details =
-            parse_details("export.json", include_bytes!("../../../fixtures/aws/authorization-details.json")).expect("export");
-        let report = parse_report("report.csv", include_bytes!("../../../fixtures/aws/credential-report.csv")).expect("report");
+        let details = parse_details("export.json", include_bytes!("../../../fixtures/aws/authorization-details.json"))
+            .expect("export");
+        let report =
+            parse_report("report.csv", include_bytes!("../../../fixtures/aws/credential-report.csv")).expect("report");
         let account_id = account_of(&details, &report).expect("account id");
         AccountData { label: "export.json".into(), account_id, details, report, access_keys: HashMap::new() }
     }

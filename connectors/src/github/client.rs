@@ -28,8 +28,8 @@ use tokio::task::JoinSet;
 use super::wire::{
     BranchProtection, Collaborator, CredentialAuthorization, DeployKey, Installation, InstallationRecords,
     InstallationRepositories, InstallationToken, Installations, OrgRecords, Organization, OrganizationSecrets,
-    PatGrant, PatRecords, Protection, RateLimitOverview, RepoRecords, Repository, RepositorySecrets, Team,
-    TeamRecords, User,
+    PatGrant, PatRecords, Protection, RateLimitOverview, RepoRecords, Repository, RepositorySecrets, Team, TeamRecords,
+    User,
 };
 use crate::cache::{CachedResponse, ResponseCache};
 use crate::http::{HttpClient, HttpError, HttpStats, Method, decode_json, parse_link_next, path_segment};
@@ -84,8 +84,9 @@ impl AppAuth {
         let jwt = octocrab::auth::create_jwt(AppId(self.app_id), &self.key)
             .map_err(|e| HttpError::Config { message: format!("cannot sign the GitHub App JWT: {e}") })?;
         let path = format!("app/installations/{}/access_tokens", self.installation_id);
-        let response =
-            http.send_bytes_with_headers(Method::POST, &path, b"{}", &[("authorization", &format!("Bearer {jwt}"))]).await?;
+        let response = http
+            .send_bytes_with_headers(Method::POST, &path, b"{}", &[("authorization", &format!("Bearer {jwt}"))])
+            .await?;
         // A decode error could quote the body, and the body holds the token.
         let token: InstallationToken = decode_json(&response.url, &response.body).map_err(|_| HttpError::Decode {
             url: response.url.clone(),
@@ -261,9 +262,8 @@ impl GithubClient {
                 self.list::<Collaborator>(&format!("{base}/collaborators"), &[("affiliation", "direct")]),
             )
             .await?;
-        let deploy_keys = self
-            .optional("deploy keys", &full_name, self.list::<DeployKey>(&format!("{base}/keys"), &[]))
-            .await?;
+        let deploy_keys =
+            self.optional("deploy keys", &full_name, self.list::<DeployKey>(&format!("{base}/keys"), &[])).await?;
         let protection = match (&repo.default_branch, repo.archived) {
             (Some(branch), false) => {
                 let path = format!("{base}/branches/{}/protection", path_segment(branch));
@@ -316,7 +316,11 @@ impl GithubClient {
                 };
                 let listing = client.list_map(&path, &[], |page: InstallationRepositories| page.repositories);
                 let repositories = client
-                    .optional("repositories of App installations with selected repositories", &installation.app_slug, listing)
+                    .optional(
+                        "repositories of App installations with selected repositories",
+                        &installation.app_slug,
+                        listing,
+                    )
                     .await?;
                 Ok(InstallationRecords { installation, repositories })
             })
@@ -327,8 +331,9 @@ impl GithubClient {
     async fn pats(&self, org_path: &str) -> Result<Option<Vec<PatRecords>>, HttpError> {
         let path = format!("{org_path}/personal-access-tokens");
         let listing = self.list::<PatGrant>(&path, &[]);
-        let Some(grants) =
-            self.optional("fine-grained personal access tokens (needs GitHub App auth)", &self.inner.org, listing).await?
+        let Some(grants) = self
+            .optional("fine-grained personal access tokens (needs GitHub App auth)", &self.inner.org, listing)
+            .await?
         else {
             return Ok(None);
         };
@@ -343,7 +348,8 @@ impl GithubClient {
                     let path = format!("{org_path}/personal-access-tokens/{}/repositories", grant.id);
                     let subject = grant.token_name.clone();
                     let listing = client.list::<Repository>(&path, &[]);
-                    let repositories = client.optional("repositories of fine-grained tokens", &subject, listing).await?;
+                    let repositories =
+                        client.optional("repositories of fine-grained tokens", &subject, listing).await?;
                     Ok(PatRecords { grant, repositories })
                 }
             })
@@ -374,7 +380,8 @@ impl GithubClient {
         }
         let mut done = Vec::with_capacity(count);
         while let Some(joined) = tasks.join_next().await {
-            let (i, result) = joined.map_err(|e| HttpError::Config { message: format!("a GitHub listing task failed: {e}") })?;
+            let (i, result) =
+                joined.map_err(|e| HttpError::Config { message: format!("a GitHub listing task failed: {e}") })?;
             done.push((i, result?));
         }
         done.sort_by_key(|(i, _)| *i);
@@ -485,13 +492,17 @@ impl GithubClient {
             }
             items.extend(page_items);
             let Some(next) = link.as_deref().and_then(parse_link_next) else { break };
-            let next_url = url
-                .join(&next)
-                .map_err(|e| HttpError::Pagination { url: listing.clone(), message: format!("invalid next link: {e}") })?;
+            let next_url = url.join(&next).map_err(|e| HttpError::Pagination {
+                url: listing.clone(),
+                message: format!("invalid next link: {e}"),
+            })?;
             if next_url.origin() != first.origin() {
                 return Err(HttpError::Pagination {
                     url: listing,
-                    message: format!("next link points to another origin ({})", self.inner.http.show(next_url.as_str())),
+                    message: format!(
+                        "next link points to another origin ({})",
+                        self.inner.http.show(next_url.as_str())
+                    ),
                 });
             }
             if !seen.insert(next_url.to_string()) {

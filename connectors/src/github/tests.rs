@@ -127,7 +127,10 @@ async fn github_app_auth_maps_the_fixture_organization() {
     assert!(has_edge(&fragment, "gh:user:dave", EdgeKind::MemberOf, "gh:team:payments-eng"));
     assert!(has_edge(&fragment, "gh:user:carol", EdgeKind::MemberOf, "gh:team:platform"));
     assert_eq!(grant("gh:user:carol", "gh:team:platform"), strings(&["maintain"]));
-    assert_eq!(grant("gh:team:payments-eng", "gh:repo:acme/payments"), strings(&["maintain", "read", "triage", "write"]));
+    assert_eq!(
+        grant("gh:team:payments-eng", "gh:repo:acme/payments"),
+        strings(&["maintain", "read", "triage", "write"])
+    );
     assert_eq!(grant("gh:team:platform", "gh:repo:acme/infra"), strings(&["read", "triage", "write"]));
 
     // Direct collaborators.
@@ -251,12 +254,12 @@ async fn github_changed_page_replaces_its_cache_entry() {
 async fn github_token_auth_skips_what_needs_an_app_and_tolerates_no_sso() {
     let setup = token_setup().await;
     let forbidden = fixture(&dir(), "error-forbidden.json");
+    setup.mock.mount_first(&Route::get("/orgs/acme/personal-access-tokens"), Reply::error(403, forbidden), None).await;
+    let not_found = fixture(&dir(), "error-not-found.json");
     setup
         .mock
-        .mount_first(&Route::get("/orgs/acme/personal-access-tokens"), Reply::error(403, forbidden), None)
+        .mount_first(&Route::get("/orgs/acme/credential-authorizations"), Reply::error(404, not_found), None)
         .await;
-    let not_found = fixture(&dir(), "error-not-found.json");
-    setup.mock.mount_first(&Route::get("/orgs/acme/credential-authorizations"), Reply::error(404, not_found), None).await;
     let fragment = connector(&setup.settings).sync().await.expect("sync degrades");
     assert!(fragment.nodes.iter().all(|n| !n.id.starts_with("gh:pat:")), "no PATs read");
     assert!(fragment.nodes.iter().any(|n| n.id == "gh:repo:acme/payments"), "the rest is there");
@@ -284,7 +287,8 @@ async fn github_primary_limit_waits_for_the_reset() {
         .as_secs()
         .to_string();
     let body = br#"{"message":"API rate limit exceeded for user ID 1001.","documentation_url":"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api","status":"403"}"#;
-    let reply = Reply::error(403, body.to_vec()).header("x-ratelimit-remaining", "0").header("x-ratelimit-reset", &reset);
+    let reply =
+        Reply::error(403, body.to_vec()).header("x-ratelimit-remaining", "0").header("x-ratelimit-reset", &reset);
     setup.mock.mount_first(&Route::get("/orgs/acme/teams"), reply, Some(1)).await;
     let connector = connector(&setup.settings);
     connector.sync().await.expect("sync after the reset");
@@ -377,9 +381,8 @@ mod bypass {
     use crate::github::wire::*;
 
     fn records(protection: Protection) -> OrgRecords {
-        let repo: Repository = serde_json::from_slice::<Vec<Repository>>(&fixture(&dir(), "repos.json"))
-            .expect("repos")
-            .remove(0);
+        let repo: Repository =
+            serde_json::from_slice::<Vec<Repository>>(&fixture(&dir(), "repos.json")).expect("repos").remove(0);
         let user = |login: &str| -> User {
             let mut value: serde_json::Value =
                 serde_json::from_slice::<Vec<serde_json::Value>>(&fixture(&dir(), "members-admin.json"))

@@ -266,10 +266,9 @@ pub fn map(source: &str, records: &OrgRecords) -> Result<Fragment, SyncError> {
             b.grant(&id, &team_id, &["maintain"]);
         }
         for repo in &team.repos {
-            if let (Some(repo_id), Some(actions)) = (
-                repo_ids.get(repo.full_name.as_str()),
-                effective_actions(repo.role_name.as_deref(), repo.permissions),
-            ) {
+            if let (Some(repo_id), Some(actions)) =
+                (repo_ids.get(repo.full_name.as_str()), effective_actions(repo.role_name.as_deref(), repo.permissions))
+            {
                 let repo_id = repo_id.clone();
                 b.grant(&team_id, &repo_id, actions);
             }
@@ -358,7 +357,8 @@ fn repo_node(b: &mut Builder<'_>, repo: &Repository) -> String {
     let id = b.id("repo", &repo.full_name);
     let mut node = Node::new(id.clone(), NodeKind::Resource, b.source, repo.full_name.clone());
     node.subkind = Some("repo".to_string());
-    let visibility = repo.visibility.clone().unwrap_or_else(|| if repo.private { "private" } else { "public" }.to_string());
+    let visibility =
+        repo.visibility.clone().unwrap_or_else(|| if repo.private { "private" } else { "public" }.to_string());
     node.attrs.insert("visibility".to_string(), visibility);
     node.attrs.insert("archived".to_string(), repo.archived.to_string());
     if repo.fork {
@@ -398,8 +398,12 @@ fn deploy_key(b: &mut Builder<'_>, key: &DeployKey, full_name: &str, repo_id: &s
     let owner = key.added_by.as_deref().filter(|l| !l.trim().is_empty()).map(|login| b.referenced_user(login));
     let active = key.enabled != Some(false);
 
-    let mut holder =
-        Node::new(holder_id.clone(), NodeKind::ServiceAccount, b.source, format!("deploy key \"{}\" on {full_name}", key.title));
+    let mut holder = Node::new(
+        holder_id.clone(),
+        NodeKind::ServiceAccount,
+        b.source,
+        format!("deploy key \"{}\" on {full_name}", key.title),
+    );
     holder.active = Some(active);
     holder.owner = owner.clone();
     holder.owner_inferred = owner.is_some();
@@ -427,13 +431,7 @@ fn deploy_key(b: &mut Builder<'_>, key: &DeployKey, full_name: &str, repo_id: &s
     }
 }
 
-fn secret_node(
-    b: &Builder<'_>,
-    key: &str,
-    name: &str,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-) -> Node {
+fn secret_node(b: &Builder<'_>, key: &str, name: &str, created_at: DateTime<Utc>, updated_at: DateTime<Utc>) -> Node {
     let mut node = Node::new(b.id("secret", key), NodeKind::Credential, b.source, name);
     node.subkind = Some("actions_secret".to_string());
     node.created_at = Some(created_at);
@@ -473,11 +471,7 @@ fn app(
         return;
     };
     let targets: Vec<String> = if selected {
-        repositories
-            .into_iter()
-            .flatten()
-            .filter_map(|repo| repo_ids.get(repo.full_name.as_str()).cloned())
-            .collect()
+        repositories.into_iter().flatten().filter_map(|repo| repo_ids.get(repo.full_name.as_str()).cloned()).collect()
     } else {
         repo_ids.values().cloned().collect()
     };
@@ -503,9 +497,11 @@ fn fine_grained_pat(b: &mut Builder<'_>, pat: &PatRecords) {
     node.attrs.insert("token_id".to_string(), grant.token_id.to_string());
     node.attrs.insert("repository_selection".to_string(), grant.repository_selection.clone());
     let mut permissions = Vec::new();
-    for (scope, map) in
-        [("organization", &grant.permissions.organization), ("repository", &grant.permissions.repository), ("other", &grant.permissions.other)]
-    {
+    for (scope, map) in [
+        ("organization", &grant.permissions.organization),
+        ("repository", &grant.permissions.repository),
+        ("other", &grant.permissions.other),
+    ] {
         permissions.extend(map.iter().map(|(k, v)| format!("{scope}.{k}:{v}")));
     }
     node.attrs.insert("permissions".to_string(), permissions.join(","));
@@ -582,7 +578,8 @@ fn branch(b: &mut Builder<'_>, repo: &RepoRecords, repo_id: &str) {
         Protection::Protected(rule) => {
             let enforce_admins = rule.enforce_admins.is_some_and(|f| f.enabled);
             let locked = rule.lock_branch.is_some_and(|f| f.enabled);
-            let approvals = rule.required_pull_request_reviews.as_ref().map(|r| r.required_approving_review_count.unwrap_or(1));
+            let approvals =
+                rule.required_pull_request_reviews.as_ref().map(|r| r.required_approving_review_count.unwrap_or(1));
             node.attrs.insert("enforce_admins".to_string(), enforce_admins.to_string());
             node.attrs.insert("required_approving_review_count".to_string(), approvals.unwrap_or(0).to_string());
             if locked {

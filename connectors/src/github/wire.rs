@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-pub use octocrab::models::repos::DeployKey;
 pub use octocrab::models::orgs::secrets::{OrganizationSecret, OrganizationSecrets};
+pub use octocrab::models::repos::DeployKey;
 pub use octocrab::models::repos::secrets::{RepositorySecret, RepositorySecrets};
 
 /// `simple-user` (members, outside collaborators, team members, PAT owners).

@@ -215,20 +215,14 @@ impl IntoResponse for BadRequest {
 fn parse_at(at: Option<&str>) -> Result<Option<DateTime<Utc>>, BadRequest> {
     match at.filter(|a| !a.is_empty()) {
         None => Ok(None),
-        Some(text) => DateTime::parse_from_rfc3339(text).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("`at` is not an RFC 3339 time (e.g. 2026-11-27T00:00:00Z): `{text}`"),
-            )
-        }),
+        Some(text) => DateTime::parse_from_rfc3339(text)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| BadRequest(format!("`at` is not an RFC 3339 time (e.g. 2026-11-27T00:00:00Z): `{text}`"))),
     }
 }
 
 fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, BadRequest> {
-    value
-        .as_deref()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| error(StatusCode::BAD_REQUEST, format!("the `{name}` parameter is required")))
+    value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| BadRequest(format!("the `{name}` parameter is required")))
 }
 
 fn query_error(e: QueryError) -> Response {
@@ -248,7 +242,7 @@ struct WhoCanParams {
 async fn who_can(State(shared): State<AppState>, Query(params): Query<WhoCanParams>) -> Response {
     let (resource, at) = match (required(&params.resource, "resource"), parse_at(params.at.as_deref())) {
         (Ok(resource), Ok(at)) => (resource, at),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Err(bad), _) | (_, Err(bad)) => return bad.into_response(),
     };
     let action = params.action.as_deref().filter(|a| !a.is_empty());
     let config = shared.config();
@@ -267,7 +261,7 @@ struct WhatCanParams {
 async fn what_can(State(shared): State<AppState>, Query(params): Query<WhatCanParams>) -> Response {
     let (identity, at) = match (required(&params.identity, "identity"), parse_at(params.at.as_deref())) {
         (Ok(identity), Ok(at)) => (identity, at),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Err(bad), _) | (_, Err(bad)) => return bad.into_response(),
     };
     let config = shared.config();
     match query::what_can(&config, &shared.store, identity, at, Utc::now()).await {
@@ -286,11 +280,11 @@ struct PathParams {
 async fn path(State(shared): State<AppState>, Query(params): Query<PathParams>) -> Response {
     let (from, to) = match (required(&params.from, "from"), required(&params.to, "to")) {
         (Ok(from), Ok(to)) => (from, to),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Err(bad), _) | (_, Err(bad)) => return bad.into_response(),
     };
     let at = match parse_at(params.at.as_deref()) {
         Ok(at) => at,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let config = shared.config();
     match query::path(&config, &shared.store, from, to, at).await {

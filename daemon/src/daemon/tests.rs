@@ -505,7 +505,10 @@ async fn http_api_answers_with_token_and_metrics_move() {
         scratch.events().iter().any(|e| e["event"] == "opened" && e["object"] == "forge:api_key:k2")
     })
     .await;
-    assert_eq!(daemon.metrics().await["accessgraph_outbox_pending"], 0.0);
+    eventually("the outbox drains", Duration::from_secs(4), || async {
+        daemon.metrics().await.get("accessgraph_outbox_pending") == Some(&0.0)
+    })
+    .await;
     daemon.stop().await;
 }
 

@@ -283,7 +283,8 @@ fn page(title: &str, subtitle: &str, nav: &[(&str, &str)], body: &str) -> String
         env!("CARGO_PKG_VERSION"),
         esc(title)
     );
-    let _ = write!(out, "<header class=\"top\"><h1>{}</h1><p class=\"meta\">{subtitle}</p></header>\n<nav>", esc(title));
+    let _ =
+        write!(out, "<header class=\"top\"><h1>{}</h1><p class=\"meta\">{subtitle}</p></header>\n<nav>", esc(title));
     for (anchor, label) in nav {
         let _ = write!(out, "<a href=\"#{anchor}\">{label}</a>");
     }
@@ -401,11 +402,7 @@ fn posture_section(out: &mut String, report: &Report) {
                         None => "",
                     };
                     let arrow = if diff > 0.0 { "▲" } else { "▼" };
-                    let amount = if percent {
-                        format!("{:+.1} pt", diff * 100.0)
-                    } else {
-                        format!("{diff:+.0}")
-                    };
+                    let amount = if percent { format!("{:+.1} pt", diff * 100.0) } else { format!("{diff:+.0}") };
                     format!("<span class=\"{direction} {tone}\">{arrow} {amount}</span>")
                 };
                 (value(before, percent), change)
@@ -418,7 +415,10 @@ fn posture_section(out: &mut String, report: &Report) {
         );
     }
     if let Some(days) = report.posture.oldest_standing_secret_days {
-        let _ = writeln!(out, "<tr><td>Oldest standing secret</td><td class=\"num\">{days} days</td><td></td><td></td></tr>");
+        let _ = writeln!(
+            out,
+            "<tr><td>Oldest standing secret</td><td class=\"num\">{days} days</td><td></td><td></td></tr>"
+        );
     }
     let _ = writeln!(out, "</tbody></table></section>");
 }
@@ -457,8 +457,7 @@ fn trend_section(out: &mut String, report: &Report) {
         class: "s-total",
         points: report.trend.iter().filter_map(|p| Some((p.at, p.findings_open? as f64))).collect(),
     }];
-    for (severity, class) in
-        [("critical", "s-critical"), ("high", "s-high"), ("medium", "s-medium"), ("low", "s-low")]
+    for (severity, class) in [("critical", "s-critical"), ("high", "s-high"), ("medium", "s-medium"), ("low", "s-low")]
     {
         findings.push(Series {
             name: severity.into(),
@@ -466,7 +465,9 @@ fn trend_section(out: &mut String, report: &Report) {
             points: report
                 .trend
                 .iter()
-                .filter(|p| (p.findings_open.is_some() && !p.findings_open_by_severity.is_empty()) || p.findings_open == Some(0))
+                .filter(|p| {
+                    (p.findings_open.is_some() && !p.findings_open_by_severity.is_empty()) || p.findings_open == Some(0)
+                })
                 .map(|p| (p.at, p.findings_open_by_severity.get(severity).copied().unwrap_or(0) as f64))
                 .collect(),
         });
@@ -598,7 +599,12 @@ fn severity_rank(severity: Severity) -> u8 {
 fn search_text(finding: &Finding, labels: &BTreeMap<String, NodeLabel>) -> String {
     let mut text = format!(
         "{} {} {} {} {} {}",
-        finding.fingerprint, finding.rule, finding.severity.as_str(), finding.subject, finding.object, finding.title
+        finding.fingerprint,
+        finding.rule,
+        finding.severity.as_str(),
+        finding.subject,
+        finding.object,
+        finding.title
     );
     for id in [&finding.subject, &finding.object] {
         if let Some(label) = labels.get(id) {
@@ -835,7 +841,8 @@ fn agent_card(out: &mut String, entry: &CatalogEntry) {
             entry.credentials.len()
         );
         for credential in &entry.credentials {
-            let over = if credential.over_tier_limit { " <span class=\"badge warn\">over tier limit</span>" } else { "" };
+            let over =
+                if credential.over_tier_limit { " <span class=\"badge warn\">over tier limit</span>" } else { "" };
             let _ = writeln!(
                 out,
                 "<tr><td>{}<br>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}{over}</td><td>{}</td></tr>",

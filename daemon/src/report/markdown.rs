@@ -280,8 +280,7 @@ fn catalog(out: &mut String, report: &Report) {
             (None, _) => "**none**".into(),
         };
         let allowed = entry.allowed_systems.as_ref().map(|s| text(&s.join(", "))).unwrap_or_else(|| "any".into());
-        let outside: BTreeSet<&str> =
-            entry.reaches.iter().filter(|r| !r.allowed).map(|r| r.system.as_str()).collect();
+        let outside: BTreeSet<&str> = entry.reaches.iter().filter(|r| !r.allowed).map(|r| r.system.as_str()).collect();
         let outside = if outside.is_empty() {
             "—".to_string()
         } else {

@@ -295,7 +295,8 @@ fn labels(graph: &AccessGraph, findings: &[Finding]) -> Labels {
             edges.entry((edge.to.clone(), edge.from.clone())).or_default().insert("held by".into());
         }
     }
-    let edges = edges.into_iter().map(|(pair, names)| (pair, names.into_iter().collect::<Vec<_>>().join("; "))).collect();
+    let edges =
+        edges.into_iter().map(|(pair, names)| (pair, names.into_iter().collect::<Vec<_>>().join("; "))).collect();
     (nodes, edges)
 }
 
@@ -327,8 +328,12 @@ mod tests {
     fn grouping_is_by_severity_then_rule() {
         let now = Utc::now();
         let f = |rule: &str, severity| Finding::new(rule, severity, "s", rule, "t", "d", "r", vec![], now);
-        let findings =
-            [f("b.rule", Severity::Low), f("a.rule", Severity::Low), f("c.rule", Severity::Critical), f("a.rule", Severity::Low)];
+        let findings = [
+            f("b.rule", Severity::Low),
+            f("a.rule", Severity::Low),
+            f("c.rule", Severity::Critical),
+            f("a.rule", Severity::Low),
+        ];
         let grouped = group(findings.iter());
         let shape: Vec<(Severity, Vec<(&str, usize)>)> = grouped
             .iter()

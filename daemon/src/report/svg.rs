@@ -219,9 +219,7 @@ pub(crate) fn line_chart(title: &str, series: &[Series], percent: bool) -> Strin
         esc(title),
         esc(title)
     );
-    let (Some(first), Some(last)) =
-        (points.iter().map(|p| p.0).min(), points.iter().map(|p| p.0).max())
-    else {
+    let (Some(first), Some(last)) = (points.iter().map(|p| p.0).min(), points.iter().map(|p| p.0).max()) else {
         out.push_str("</svg></figure>");
         return out;
     };
@@ -306,16 +304,17 @@ mod tests {
 
     #[test]
     fn escaping_neutralises_markup_and_quotes() {
-        assert_eq!(esc(r#"<img src=x onerror="alert(1)">&'"#), "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc(r#"<img src=x onerror="alert(1)">&'"#),
+            "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(esc("a\u{0}b\nc"), "ab c");
     }
 
     #[test]
     fn evidence_layers_shared_hops_once() {
-        let paths = vec![
-            vec!["p".to_string(), "g".to_string(), "r".to_string()],
-            vec!["p".to_string(), "r".to_string()],
-        ];
+        let paths =
+            vec![vec!["p".to_string(), "g".to_string(), "r".to_string()], vec!["p".to_string(), "r".to_string()]];
         let svg = evidence(&paths, &BTreeMap::new(), &BTreeMap::new(), "f1");
         assert_eq!(svg.matches("<rect").count(), 3, "three nodes, drawn once each");
         assert_eq!(svg.matches(r#"class="edge""#).count(), 3);

@@ -125,7 +125,8 @@ impl Store {
             let last_event = event.map(|e| e.as_str().to_string()).or(last_event);
             match stored.get(&finding.fingerprint) {
                 // Unchanged: only `last_seen` moves, in one statement below.
-                Some(old) if event.is_none() && old.finding.status == status && same_record(&old.finding, &finding) => {}
+                Some(old) if event.is_none() && old.finding.status == status && same_record(&old.finding, &finding) => {
+                }
                 Some(_) => {
                     let body = serde_json::to_string(&finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     sqlx::query(
@@ -183,7 +184,10 @@ impl Store {
             out.resolved.push(finding);
         }
         // Every finding still open or muted was seen by this analysis.
-        sqlx::query("UPDATE findings SET last_seen = $1 WHERE status <> 'resolved'").bind(now_us).execute(&mut *tx).await?;
+        sqlx::query("UPDATE findings SET last_seen = $1 WHERE status <> 'resolved'")
+            .bind(now_us)
+            .execute(&mut *tx)
+            .await?;
         out.outbox_rows = insert_outbox(&mut tx, &outbox, now_us).await?;
         tx.commit().await?;
         Ok(out)

@@ -33,10 +33,11 @@ impl Store {
     /// run's record (`stats.requests` of `sync_runs`).
     pub async fn record_request_stats(&self, source: &str, requests: &RequestStats) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let row = sqlx::query("SELECT id, stats FROM sync_runs WHERE id = (SELECT MAX(id) FROM sync_runs WHERE source = $1)")
-            .bind(source)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, stats FROM sync_runs WHERE id = (SELECT MAX(id) FROM sync_runs WHERE source = $1)")
+                .bind(source)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(()) };
         let id: i64 = row.try_get("id")?;
         let stats: String = row.try_get("stats")?;
@@ -48,7 +49,11 @@ impl Store {
             }
             None => stats = serde_json::json!({ "requests": requests }),
         }
-        sqlx::query("UPDATE sync_runs SET stats = $1 WHERE id = $2").bind(stats.to_string()).bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE sync_runs SET stats = $1 WHERE id = $2")
+            .bind(stats.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -80,7 +85,8 @@ impl Store {
     }
 
     async fn cache_retain(&self, source: &str, keep: &HashSet<String>) -> Result<u64, StoreError> {
-        let rows = sqlx::query("SELECT key FROM http_cache WHERE source = $1").bind(source).fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT key FROM http_cache WHERE source = $1").bind(source).fetch_all(&self.pool).await?;
         let mut stale = Vec::new();
         for row in rows {
             let key: String = row.try_get("key")?;
@@ -140,7 +146,11 @@ mod tests {
         let a = store.response_cache("gh-a");
         let b = store.response_cache("gh-b");
         assert_eq!(a.get("k1").await, None);
-        let first = CachedResponse { etag: "\"e1\"".into(), link: Some("<https://x/p2>; rel=\"next\"".into()), body: vec![0, 159, 146, 150] };
+        let first = CachedResponse {
+            etag: "\"e1\"".into(),
+            link: Some("<https://x/p2>; rel=\"next\"".into()),
+            body: vec![0, 159, 146, 150],
+        };
         a.put("k1", &first).await;
         a.put("k2", &first).await;
         assert_eq!(a.get("k1").await, Some(first.clone()));

@@ -7,9 +7,9 @@ mod http_cache;
 mod lease;
 mod outbox;
 mod sync;
-mod tickets;
 #[cfg(test)]
 mod tests;
+mod tickets;
 
 pub use findings::{Reconciled, StateChange};
 pub use http_cache::StoreResponseCache;
