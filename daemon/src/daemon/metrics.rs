@@ -46,6 +46,8 @@ struct Inner {
     last_success: BTreeMap<String, f64>,
     last_stats: BTreeMap<String, SyncStats>,
     skipped: BTreeMap<(String, Skip), u64>,
+    /// Per source: requests, 304s, retries, rate-limit waits, bytes (HTTP sources).
+    http: BTreeMap<String, [u64; 5]>,
     missed_ticks: BTreeMap<String, u64>,
     analyses: BTreeMap<&'static str, u64>,
     analysis_last_seconds: Option<f64>,
@@ -71,6 +73,18 @@ impl Metrics {
             *m.syncs.entry((outcome.name.clone(), outcome.status)).or_default() += 1;
             *m.sync_seconds_total.entry(outcome.name.clone()).or_default() += seconds;
             m.last_duration.insert(outcome.name.clone(), seconds);
+            if let Some(requests) = &outcome.requests {
+                let totals = m.http.entry(outcome.name.clone()).or_default();
+                for (total, n) in totals.iter_mut().zip([
+                    requests.requests,
+                    requests.not_modified,
+                    requests.retries,
+                    requests.rate_limit_waits,
+                    requests.bytes,
+                ]) {
+                    *total += n;
+                }
+            }
             if outcome.error.is_none() {
                 m.last_success.insert(outcome.name.clone(), finished_unix);
                 m.last_stats.insert(outcome.name.clone(), outcome.stats);
@@ -179,8 +193,8 @@ pub(crate) async fn render(shared: &Shared) -> String {
                 m.analysis_last_seconds,
             )
         });
-    let (delivered, delivery_failures, reloads) =
-        shared.metrics.with(|m| (m.delivered, m.delivery_failures, m.reloads.clone()));
+    let (delivered, delivery_failures, reloads, http) =
+        shared.metrics.with(|m| (m.delivered, m.delivery_failures, m.reloads.clone(), m.http.clone()));
 
     out.family("accessgraph_syncs_total", "counter", "Syncs run by this process, by source and outcome.");
     for ((source, status), n) in &syncs {
@@ -225,6 +239,21 @@ pub(crate) async fn render(shared: &Shared) -> String {
     );
     for (source, n) in &missed {
         out.sample("accessgraph_sync_ticks_missed_total", &[("source", source)], *n as f64);
+    }
+    for (i, (name, help)) in [
+        ("accessgraph_http_requests_total", "HTTP requests sources sent (retries included)."),
+        ("accessgraph_http_not_modified_total", "Conditional requests answered 304 Not Modified."),
+        ("accessgraph_http_retries_total", "Retries after rate limits or transient failures."),
+        ("accessgraph_http_rate_limit_waits_total", "Waits for an API's rate limit."),
+        ("accessgraph_http_received_bytes_total", "Response body bytes received."),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out.family(name, "counter", help);
+        for (source, totals) in &http {
+            out.sample(name, &[("source", source)], totals[i] as f64);
+        }
     }
     out.family("accessgraph_analyses_total", "counter", "Analyses run by this process, by outcome.");
     for (status, n) in &analyses {

@@ -473,7 +473,8 @@ fn trend_section(out: &mut String, report: &Report) {
         });
     }
     out.push_str(&svg::line_chart("Open findings", &findings, false));
-    let figures: [(&str, fn(&Posture) -> f64, bool); 6] = [
+    type Figure = fn(&Posture) -> f64;
+    let figures: [(&str, Figure, bool); 6] = [
         ("Standing secrets", |p| p.standing_secrets as f64, false),
         ("Ownerless non-human identities", |p| p.ownerless as f64, false),
         ("Live credentials", |p| p.credentials as f64, false),
@@ -691,9 +692,9 @@ fn findings_section(
         let n = current.iter().filter(|f| f.rule == *rule).count();
         let _ = write!(out, "<option value=\"{r}\">{r} ({n})</option>", r = esc(rule));
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "</select></label><label>Search: <input type=\"search\" id=\"f-text\" placeholder=\"id, name, fingerprint, title\"></label><button type=\"button\" id=\"f-reset\">Reset</button><button type=\"button\" data-expand=\"open\">Expand all</button><button type=\"button\" data-expand=\"close\">Collapse all</button><span id=\"f-count\" aria-live=\"polite\">{n} of {n} findings shown</span></div>\n",
+        "</select></label><label>Search: <input type=\"search\" id=\"f-text\" placeholder=\"id, name, fingerprint, title\"></label><button type=\"button\" id=\"f-reset\">Reset</button><button type=\"button\" data-expand=\"open\">Expand all</button><button type=\"button\" data-expand=\"close\">Collapse all</button><span id=\"f-count\" aria-live=\"polite\">{n} of {n} findings shown</span></div>",
         n = current.len()
     );
     if current.is_empty() {

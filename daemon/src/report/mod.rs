@@ -72,6 +72,9 @@ impl Counts {
 /// (principal, resource, action), as in [`accessgraph_graph::diff::AccessDiff`].
 pub type Triple = (String, String, String);
 
+/// Findings by severity (worst first), then by rule.
+pub type Grouped<'a> = Vec<(Severity, Vec<(String, Vec<&'a Finding>)>)>;
+
 /// One past analysis, for the posture trend.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrendPoint {
@@ -200,7 +203,7 @@ impl Report {
 
     /// Current (open and muted) findings grouped by severity, worst first,
     /// then by rule.
-    pub fn grouped(&self) -> Vec<(Severity, Vec<(String, Vec<&Finding>)>)> {
+    pub fn grouped(&self) -> Grouped<'_> {
         group(self.findings.iter().filter(|f| f.status != FindingStatus::Resolved))
     }
 
@@ -222,7 +225,7 @@ impl Report {
 
 /// Findings grouped by severity (worst first), then rule (alphabetical);
 /// within a rule, the input order.
-pub fn group<'a>(findings: impl Iterator<Item = &'a Finding>) -> Vec<(Severity, Vec<(String, Vec<&'a Finding>)>)> {
+pub fn group<'a>(findings: impl Iterator<Item = &'a Finding>) -> Grouped<'a> {
     let mut groups: BTreeMap<std::cmp::Reverse<Severity>, BTreeMap<String, Vec<&Finding>>> = BTreeMap::new();
     for finding in findings {
         groups

@@ -137,11 +137,11 @@ impl ResponseCache for StoreResponseCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdb::on_both_databases;
 
-    #[tokio::test]
-    async fn http_cache_round_trips_replaces_prunes_and_keeps_sources_apart() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("cache.db").display());
+    on_both_databases!(http_cache_round_trips_replaces_prunes_and_keeps_sources_apart, request_stats_join_the_sync_run);
+
+    async fn http_cache_round_trips_replaces_prunes_and_keeps_sources_apart(url: String) {
         let store = Store::open(&url).await.expect("store");
         let a = store.response_cache("gh-a");
         let b = store.response_cache("gh-b");
@@ -149,6 +149,7 @@ mod tests {
         let first = CachedResponse {
             etag: "\"e1\"".into(),
             link: Some("<https://x/p2>; rel=\"next\"".into()),
+            // Not UTF-8: bodies are bytes.
             body: vec![0, 159, 146, 150],
         };
         a.put("k1", &first).await;
@@ -163,5 +164,26 @@ mod tests {
         assert_eq!(a.get("k1").await, Some(second));
         assert_eq!(a.get("k2").await, None, "pruned");
         assert_eq!(b.get("k2").await, Some(first), "pruning one source leaves the others");
+    }
+
+    async fn request_stats_join_the_sync_run(url: String) {
+        let store = Store::open(&url).await.expect("store");
+        let requests = RequestStats { requests: 7, not_modified: 5, retries: 1, rate_limit_waits: 1, bytes: 1234 };
+        // No run yet: nothing to attach to.
+        store.record_request_stats("gh", &requests).await.expect("no run");
+        let fragment = accessgraph_graph::Fragment { source: "gh".into(), ..Default::default() };
+        let at = chrono::DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z").expect("time").with_timezone(&Utc);
+        store.apply_sync("github", &fragment, at, at).await.expect("sync");
+        store.record_request_stats("gh", &requests).await.expect("recorded");
+        let stats: String = sqlx::query("SELECT stats FROM sync_runs WHERE source = $1")
+            .bind("gh")
+            .fetch_one(&store.pool)
+            .await
+            .expect("run")
+            .try_get("stats")
+            .expect("stats");
+        let stats: serde_json::Value = serde_json::from_str(&stats).expect("json");
+        assert_eq!(stats["requests"]["not_modified"], 5);
+        assert_eq!(stats["nodes"], 0, "the row counts stay");
     }
 }
