@@ -3,7 +3,7 @@
 //! credential report), then each phase timed with its peak RSS: parse, map
 //! (policy evaluation, trust evaluation), graph build, analysis (effective
 //! access and every rule). Run:
-//! `cargo bench -p accessgraph-connectors --bench aws_iam [-- USERS ROLES POLICIES]`.
+//! `cargo bench -p accessgraph-connectors --bench aws_iam [-- USERS ROLES POLICIES] [dense]`.
 //! Figures go to BENCHMARKS.md ("AWS IAM").
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,12 +51,31 @@ impl Rng {
     fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
+    fn per_mille(&mut self, n: u64) -> bool {
+        self.next() % 1000 < n
+    }
+}
+
+/// How permissive the generated account is.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Per mille of statements that allow everything but IAM (`NotAction`, PowerUser-like).
+    not_action: u64,
+    /// Percent of `sts:AssumeRole` statements on a pattern (a team's roles) rather than one role.
+    assume_wild: u64,
+    /// Team count: a pattern covers roles / teams roles.
+    teams: usize,
+}
+
+/// Roles are named by team, so that a pattern like `team-3-*` covers one team's roles.
+fn role_name(r: usize, teams: usize) -> String {
+    format!("team-{}-role-{r}", r % teams)
 }
 
 const SERVICES: [&str; 8] = ["s3", "dynamodb", "sqs", "lambda", "ec2", "kms", "rds", "logs"];
 const VERBS: [&str; 6] = ["Get*", "List*", "Put*", "Describe*", "Delete*", "*"];
 
-fn statement(rng: &mut Rng, roles: usize) -> Value {
+fn statement(rng: &mut Rng, roles: usize, shape: Shape) -> Value {
     let service = SERVICES[rng.below(SERVICES.len())];
     let resource = if rng.chance(30) {
         json!("*")
@@ -64,9 +83,13 @@ fn statement(rng: &mut Rng, roles: usize) -> Value {
         json!(format!("arn:aws:{service}:us-east-1:{ACCOUNT}:team-{}/*", rng.below(40)))
     };
     let mut s = if rng.chance(8) {
-        json!({"Effect": "Allow", "Action": "sts:AssumeRole",
-               "Resource": format!("arn:aws:iam::{ACCOUNT}:role/role-{}*", rng.below(roles / 10 + 1))})
-    } else if rng.chance(2) {
+        let target = if rng.chance(shape.assume_wild) {
+            format!("team-{}-*", rng.below(shape.teams))
+        } else {
+            role_name(rng.below(roles), shape.teams)
+        };
+        json!({"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": format!("arn:aws:iam::{ACCOUNT}:role/{target}")})
+    } else if rng.per_mille(shape.not_action) {
         json!({"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"})
     } else {
         let actions: Vec<String> =
@@ -79,8 +102,8 @@ fn statement(rng: &mut Rng, roles: usize) -> Value {
     s
 }
 
-fn document(rng: &mut Rng, roles: usize) -> Value {
-    let statements: Vec<Value> = (0..2 + rng.below(4)).map(|_| statement(rng, roles)).collect();
+fn document(rng: &mut Rng, roles: usize, shape: Shape) -> Value {
+    let statements: Vec<Value> = (0..2 + rng.below(4)).map(|_| statement(rng, roles, shape)).collect();
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
@@ -99,14 +122,14 @@ fn attached(rng: &mut Rng, policies: usize, min: usize, spread: usize) -> Vec<Va
         .collect()
 }
 
-fn generate(users: usize, roles: usize, policies: usize) -> (Vec<u8>, Vec<u8>) {
+fn generate(users: usize, roles: usize, policies: usize, shape: Shape) -> (Vec<u8>, Vec<u8>) {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let groups = (users / 100).max(5);
     let mut policy_list: Vec<Value> = (0..policies)
         .map(|i| {
             json!({"PolicyName": format!("policy-{i}"), "PolicyId": format!("ANPA{i:016}"), "Arn": policy_arn(i),
                    "Path": "/", "DefaultVersionId": "v1", "AttachmentCount": 1,
-                   "PolicyVersionList": [{"Document": document(&mut rng, roles), "VersionId": "v1", "IsDefaultVersion": true}]})
+                   "PolicyVersionList": [{"Document": document(&mut rng, roles, shape), "VersionId": "v1", "IsDefaultVersion": true}]})
         })
         .collect();
     policy_list.push(json!({"PolicyName": "AdministratorAccess", "Arn": "arn:aws:iam::aws:policy/AdministratorAccess",
@@ -119,7 +142,7 @@ fn generate(users: usize, roles: usize, policies: usize) -> (Vec<u8>, Vec<u8>) {
                 managed.push(json!({"PolicyName": "AdministratorAccess", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}));
             }
             json!({"GroupName": format!("group-{g}"), "Arn": format!("arn:aws:iam::{ACCOUNT}:group/group-{g}"),
-                   "GroupPolicyList": [{"PolicyName": "inline", "PolicyDocument": document(&mut rng, roles)}],
+                   "GroupPolicyList": [{"PolicyName": "inline", "PolicyDocument": document(&mut rng, roles, shape)}],
                    "AttachedManagedPolicies": managed})
         })
         .collect();
@@ -141,7 +164,7 @@ fn generate(users: usize, roles: usize, policies: usize) -> (Vec<u8>, Vec<u8>) {
             let mut user = json!({"UserName": name, "Arn": arn, "Path": "/", "CreateDate": "2022-01-01T00:00:00Z",
                 "GroupList": member, "AttachedManagedPolicies": attached(&mut rng, policies, 0, 3), "Tags": []});
             if rng.chance(10) {
-                user["UserPolicyList"] = json!([{"PolicyName": "own", "PolicyDocument": document(&mut rng, roles)}]);
+                user["UserPolicyList"] = json!([{"PolicyName": "own", "PolicyDocument": document(&mut rng, roles, shape)}]);
             }
             if rng.chance(5) {
                 user["PermissionsBoundary"] = json!({"PermissionsBoundaryArn": policy_arn(rng.below(policies))});
@@ -166,14 +189,15 @@ fn generate(users: usize, roles: usize, policies: usize) -> (Vec<u8>, Vec<u8>) {
             let principal = match rng.below(20) {
                 0..=7 => json!({"Service": "lambda.amazonaws.com"}),
                 8..=13 => json!({"AWS": format!("arn:aws:iam::{ACCOUNT}:root")}),
-                14..=16 => json!({"AWS": format!("arn:aws:iam::{ACCOUNT}:role/role-{}", rng.below(roles))}),
+                14..=16 => json!({"AWS": format!("arn:aws:iam::{ACCOUNT}:role/{}", role_name(rng.below(roles), shape.teams))}),
                 17 => json!({"AWS": format!("arn:aws:iam::{}:root", 100_000_000_000u64 + rng.below(50) as u64)}),
                 _ => json!({"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com")}),
             };
-            let mut role = json!({"RoleName": format!("role-{r}"), "Arn": format!("arn:aws:iam::{ACCOUNT}:role/role-{r}"),
+            let name = role_name(r, shape.teams);
+            let mut role = json!({"RoleName": name, "Arn": format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
                 "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
                     {"Effect": "Allow", "Principal": principal, "Action": ["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"]}]},
-                "RolePolicyList": [{"PolicyName": "inline", "PolicyDocument": document(&mut rng, roles)}],
+                "RolePolicyList": [{"PolicyName": "inline", "PolicyDocument": document(&mut rng, roles, shape)}],
                 "AttachedManagedPolicies": attached(&mut rng, policies, 1, 3),
                 "Tags": if rng.chance(20) { json!([{"Key": "owner", "Value": "user-2@acme.example"}]) } else { json!([]) }});
             if rng.chance(10) {
@@ -188,15 +212,25 @@ fn generate(users: usize, roles: usize, policies: usize) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn main() {
+    let dense = std::env::args().any(|a| a == "dense");
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (users, roles, policies) = match args.as_slice() {
         [u, r, p, ..] => (*u, *r, *p),
         _ => (5_000, 2_000, 500),
     };
-    let (export, csv) = generate(users, roles, policies);
+    // Typical: few PowerUser-like statements, role assumption mostly on named
+    // roles. Dense: many PowerUser-like statements and team-wide patterns over
+    // big teams, so most principals may assume most roles that trust the account.
+    let shape = if dense {
+        Shape { not_action: 20, assume_wild: 60, teams: 4 }
+    } else {
+        Shape { not_action: 2, assume_wild: 15, teams: 40 }
+    };
+    let (export, csv) = generate(users, roles, policies, shape);
     println!(
-        "## AWS IAM\n\nGenerated account: {users} users, {roles} roles, {policies} customer managed policies \
+        "## AWS IAM ({})\n\nGenerated account: {users} users, {roles} roles, {policies} customer managed policies \
          (+ AdministratorAccess), {} groups; export {:.1} MiB, credential report {:.1} MiB.\n",
+        if dense { "dense" } else { "typical" },
         (users / 100).max(5),
         export.len() as f64 / 1_048_576.0,
         csv.len() as f64 / 1_048_576.0

@@ -92,8 +92,10 @@ struct Mapper<'a> {
     actors: Vec<Actor>,
     groups: Vec<GroupInfo>,
     by_arn: HashMap<String, usize>,
-    /// account index → actor indices.
-    by_account: Vec<Vec<usize>>,
+    /// Role ARN → actors whose policies allow `sts:AssumeRole` on exactly it.
+    assume_literal: HashMap<String, Vec<usize>>,
+    /// account index → actors allowed `sts:AssumeRole` on some pattern.
+    assume_wild: Vec<Vec<usize>>,
 }
 
 fn invalid(label: &str, location: String, message: impl Into<String>) -> SyncError {
@@ -113,7 +115,8 @@ impl<'a> Mapper<'a> {
             actors: Vec::new(),
             groups: Vec::new(),
             by_arn: HashMap::new(),
-            by_account: vec![Vec::new(); accounts.len()],
+            assume_literal: HashMap::new(),
+            assume_wild: vec![Vec::new(); accounts.len()],
         }
     }
 
@@ -325,7 +328,6 @@ impl<'a> Mapper<'a> {
     fn push_actor(&mut self, actor: Actor) {
         let index = self.actors.len();
         self.by_arn.insert(actor.arn.clone(), index);
-        self.by_account[actor.account].push(index);
         self.actors.push(actor);
     }
 
@@ -635,9 +637,56 @@ impl<'a> Mapper<'a> {
             let boundary = self.actors[i].boundary.map(|b| PolicyDocument {
                 statements: self.arena[b].statements.iter().filter(keep).cloned().collect(),
             });
+            // Index who may assume what, so that a trust of a whole account
+            // only evaluates the principals that could pass.
+            let mut wild = false;
+            let mut literals: Vec<String> = Vec::new();
+            for statement in statements.iter().filter(|s| s.effect == Effect::Allow) {
+                match &statement.resources {
+                    policy::Patterns::Only(globs) => {
+                        for glob in globs {
+                            if glob.contains('*') || glob.contains('?') {
+                                wild = true;
+                            } else {
+                                literals.push(glob.clone());
+                            }
+                        }
+                    }
+                    policy::Patterns::AllExcept(_) => wild = true,
+                }
+            }
+            if wild {
+                let account = self.actors[i].account;
+                self.assume_wild[account].push(i);
+            }
+            literals.sort();
+            literals.dedup();
+            for arn in literals {
+                self.assume_literal.entry(arn).or_default().push(i);
+            }
             self.actors[i].assume = PolicyDocument { statements };
             self.actors[i].assume_boundary = boundary;
         }
+    }
+
+    /// The actors (of one account, or of all) that may be allowed to assume
+    /// `role_arn` by their identity policies; each still needs [`Self::decide_assume`].
+    fn assume_candidates(&self, role_arn: &str, account: Option<usize>) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .assume_literal
+            .get(role_arn)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&a| account.is_none_or(|ai| self.actors[a].account == ai))
+            .collect();
+        match account {
+            Some(ai) => out.extend(self.assume_wild[ai].iter().copied()),
+            None => out.extend(self.assume_wild.iter().flatten().copied()),
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     fn decide_assume(&self, actor: usize, role_arn: &str) -> Decision {
@@ -694,7 +743,7 @@ impl<'a> Mapper<'a> {
                 match principal {
                     Principal::Any => {
                         add_ext(&mut external, "*".into(), base);
-                        for actor in 0..self.actors.len() {
+                        for actor in self.assume_candidates(&role_arn, None) {
                             if actor == role {
                                 continue;
                             }
@@ -707,7 +756,7 @@ impl<'a> Mapper<'a> {
                         if let Some(account_id) = account_principal(&value) {
                             match self.accounts.iter().position(|a| a.account_id == account_id) {
                                 Some(ai) => {
-                                    for &actor in &self.by_account[ai] {
+                                    for actor in self.assume_candidates(&role_arn, Some(ai)) {
                                         if actor == role {
                                             continue;
                                         }

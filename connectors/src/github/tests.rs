@@ -486,3 +486,26 @@ mod bypass {
         assert_eq!(who(Protection::Unknown), set(&[]));
     }
 }
+
+#[tokio::test]
+async fn github_app_token_is_renewed_before_it_expires() {
+    let setup = app_setup().await;
+    let manifest = super::mock::manifest(&dir());
+    // A token with 2 minutes left is inside the 5-minute renewal margin:
+    // the connector asks for a fresh one rather than risk a 401 mid-sync.
+    let mut token: serde_json::Value = serde_json::from_slice(&fixture(&dir(), "access-token.json")).expect("fixture");
+    token["expires_at"] = (chrono::Utc::now() + chrono::Duration::minutes(2)).to_rfc3339().into();
+    let route = Route {
+        method: "POST".into(),
+        path: format!("/app/installations/{}/access_tokens", manifest.installation_id),
+        ..Route::default()
+    };
+    let mut reply = Reply::json(serde_json::to_vec(&token).expect("json"));
+    reply.status = 201;
+    reply.etag = false;
+    reply.auth = ExpectAuth::Jwt;
+    setup.mock.mount_first(&route, reply, Some(1)).await;
+    connector(&setup.settings).sync().await.expect("sync");
+    let posts = setup.mock.requests().await.iter().filter(|r| r.url.path().ends_with("/access_tokens")).count();
+    assert_eq!(posts, 2, "the short-lived token was replaced once, the fresh one kept");
+}
