@@ -8,5 +8,6 @@ mod daemon;
 mod demo;
 mod github;
 mod history;
+mod llm_saas;
 mod reports;
 mod sinks;

@@ -252,6 +252,23 @@ fn tokens(pattern: &str, fold: bool) -> Vec<Tok> {
         .collect()
 }
 
+fn has_wildcard(pattern: &str) -> bool {
+    pattern.contains(['*', '?'])
+}
+
+/// The part before the first wildcard.
+fn literal_prefix(pattern: &str) -> &str {
+    pattern.find(['*', '?']).map_or(pattern, |at| &pattern[..at])
+}
+
+fn same(a: &str, b: &str, fold: bool) -> bool {
+    if fold { a.eq_ignore_ascii_case(b) } else { a == b }
+}
+
+fn starts_with(text: &str, prefix: &str, fold: bool) -> bool {
+    text.len() >= prefix.len() && text.is_char_boundary(prefix.len()) && same(&text[..prefix.len()], prefix, fold)
+}
+
 /// Whether `text` matches the glob `pattern`.
 pub fn glob_match(pattern: &str, text: &str, fold: bool) -> bool {
     let p = tokens(pattern, fold);
@@ -292,6 +309,15 @@ pub fn glob_covers(wide: &str, narrow: &str, fold: bool) -> bool {
     if wide == "*" {
         return true;
     }
+    // Quick answers before the general algorithm: a literal covers only
+    // itself, and every text `narrow` matches starts with its literal
+    // prefix, which must then start with `wide`'s.
+    if !has_wildcard(wide) {
+        return !has_wildcard(narrow) && same(wide, narrow, fold);
+    }
+    if !starts_with(literal_prefix(narrow), literal_prefix(wide), fold) {
+        return false;
+    }
     let p = tokens(wide, fold);
     let q = tokens(narrow, fold);
     // dp[i][j]: p[i..] covers q[j..].
@@ -315,6 +341,14 @@ pub fn glob_covers(wide: &str, narrow: &str, fold: bool) -> bool {
 pub fn glob_overlaps(a: &str, b: &str, fold: bool) -> bool {
     if a == "*" || b == "*" {
         return true;
+    }
+    // Quick rejection: literal prefixes that disagree (`s3:…` and `ec2:…`).
+    let (pa, pb) = (literal_prefix(a), literal_prefix(b));
+    if !(starts_with(pa, pb, fold) || starts_with(pb, pa, fold)) {
+        return false;
+    }
+    if !has_wildcard(a) && !has_wildcard(b) {
+        return same(a, b, fold);
     }
     let p = tokens(a, fold);
     let q = tokens(b, fold);

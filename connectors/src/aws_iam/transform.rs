@@ -492,36 +492,47 @@ impl<'a> Mapper<'a> {
 
     /// Grant edges of groups, users and roles (see the module docs).
     fn grant_edges(&mut self) {
-        let group_grants: Vec<HashMap<(Pattern, Pattern), bool>> = self
-            .groups
-            .iter()
-            .map(|g| {
-                self.evaluate(&g.policies, None)
-                    .into_iter()
-                    .map(|gr| ((gr.action, gr.resource), gr.conditional))
-                    .collect()
-            })
-            .collect();
+        // group → action → resource → conditional
+        let group_grants: Vec<GrantMap> =
+            self.groups.iter().map(|g| grant_map(self.evaluate(&g.policies, None))).collect();
         let mut restricted = vec![false; self.groups.len()];
-        let mut full: Vec<Vec<Grant>> = Vec::with_capacity(self.actors.len());
+        // Principals with the same policies and boundary (typically: the same
+        // groups and nothing else) share one evaluation.
+        let mut cache: HashMap<(Vec<usize>, Option<usize>), usize> = HashMap::new();
+        let mut results: Vec<Vec<Grant>> = Vec::new();
+        let mut full: Vec<usize> = Vec::with_capacity(self.actors.len());
         for actor in &self.actors {
-            let grants = self.evaluate(&actor.policies, actor.boundary);
+            let mut key = actor.policies.clone();
+            key.sort_unstable();
+            key.dedup();
+            let index = match cache.get(&(key.clone(), actor.boundary)) {
+                Some(&index) => index,
+                None => {
+                    results.push(self.evaluate(&key, actor.boundary));
+                    cache.insert((key, actor.boundary), results.len() - 1);
+                    results.len() - 1
+                }
+            };
+            let grants = &results[index];
             if !actor.groups.is_empty() {
                 let mine: HashMap<(&Pattern, &Pattern), bool> =
                     grants.iter().map(|g| ((&g.action, &g.resource), g.conditional)).collect();
                 for &gi in &actor.groups {
-                    let preserved = group_grants[gi].iter().all(|((a, r), &group_conditional)| {
-                        mine.get(&(a, r)).is_some_and(|&c| !c || group_conditional)
+                    let preserved = group_grants[gi].iter().all(|(a, by_resource)| {
+                        by_resource
+                            .iter()
+                            .all(|(r, &group_conditional)| mine.get(&(a, r)).is_some_and(|&c| !c || group_conditional))
                     });
                     if !preserved {
                         restricted[gi] = true;
                     }
                 }
             }
-            full.push(grants);
+            full.push(index);
         }
         let mut admin: Vec<(usize, bool)> = Vec::new();
-        for (ai, grants) in full.iter().enumerate() {
+        for (ai, &index) in full.iter().enumerate() {
+            let grants = &results[index];
             let actor = &self.actors[ai];
             if let Some(conditional) = policy::admin_level(grants) {
                 admin.push((ai, conditional));
@@ -530,8 +541,7 @@ impl<'a> Mapper<'a> {
                 .iter()
                 .filter(|g| {
                     !actor.groups.iter().any(|&gi| {
-                        !restricted[gi]
-                            && group_grants[gi].get(&(g.action.clone(), g.resource.clone())) == Some(&g.conditional)
+                        !restricted[gi] && lookup(&group_grants[gi], &g.action, &g.resource) == Some(g.conditional)
                     })
                 })
                 .collect();
@@ -559,9 +569,8 @@ impl<'a> Mapper<'a> {
                 continue;
             }
             let account = self.groups[gi].account;
-            let mut sorted: Vec<(&(Pattern, Pattern), &bool)> = grants.iter().collect();
-            sorted.sort();
-            self.emit_grants(&from, account, sorted.into_iter().map(|((a, r), &c)| (a, r, c)));
+            let flat = grants.iter().flat_map(|(a, by_resource)| by_resource.iter().map(move |(r, &c)| (a, r, c)));
+            self.emit_grants(&from, account, flat);
         }
     }
 
@@ -966,6 +975,21 @@ impl<'a> Mapper<'a> {
         edges.dedup_by(|a, b| a.key() == b.key());
         Fragment { source: self.s.source.to_string(), nodes: self.nodes.into_values().collect(), edges }
     }
+}
+
+/// Grants by action, then resource: whether each is conditional.
+type GrantMap = HashMap<Pattern, HashMap<Pattern, bool>>;
+
+fn grant_map(grants: Vec<Grant>) -> GrantMap {
+    let mut map: GrantMap = HashMap::new();
+    for grant in grants {
+        map.entry(grant.action).or_default().insert(grant.resource, grant.conditional);
+    }
+    map
+}
+
+fn lookup(map: &GrantMap, action: &Pattern, resource: &Pattern) -> Option<bool> {
+    map.get(action).and_then(|by_resource| by_resource.get(resource)).copied()
 }
 
 fn require(label: &str, location: &str, value: &str) -> Result<(), SyncError> {

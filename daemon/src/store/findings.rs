@@ -73,7 +73,7 @@ impl Store {
         sinks: &[SinkConfig],
     ) -> Result<Reconciled, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if self.backend == super::Backend::Postgres {
             // Replicas (or a `scan` beside the daemon) reconcile one at a
             // time: two concurrent reconciliations would both see a finding

@@ -112,7 +112,7 @@ impl Store {
                 Ok(OutboxClaim { rows, tx: None, store: self.clone() })
             }
             Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let sql = format!("{DUE} FOR UPDATE OF outbox SKIP LOCKED");
                 let rows =
                     sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_micros(now)).bind(limit).fetch_all(&mut *tx).await?;

@@ -93,7 +93,7 @@ impl Store {
             });
         }
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let latest =
             sqlx::query("SELECT MAX(finished_at) AS at FROM sync_runs WHERE source = $1 AND status = 'succeeded'")
                 .bind(source)
