@@ -7,6 +7,7 @@ pub mod anthropic;
 pub mod aws_iam;
 pub mod cache;
 pub mod connector;
+mod fragment;
 pub mod github;
 pub mod http;
 pub mod openai;

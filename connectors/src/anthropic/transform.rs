@@ -4,12 +4,11 @@
 //! `service_account:…` for whom a key acts as). See the module docs of
 //! [`super`] for the model and its choices.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-
 use accessgraph_graph::model::{Edge, EdgeKind, Fragment, LastUse, Node, NodeKind, node_id};
 
 use super::wire::{ApiKey, Invite, Organization, User, Workspace};
 use crate::connector::SyncError;
+use crate::fragment::{Builder, first_text, non_empty, redacted_hint};
 
 /// Key of the default workspace when the API names it by no id (older API
 /// versions report `workspace_id: null` for it).
@@ -296,83 +295,10 @@ fn map_key(b: &mut Builder, key: &ApiKey, active_workspaces: &[String], path: &s
     Ok(())
 }
 
-/// The provider's hint, only when it is visibly redacted (holds `...` or
-/// `…` and is short): a server that sent a whole key by mistake must not
-/// get it stored.
-fn redacted_hint(hint: Option<&str>) -> Option<String> {
-    let hint = hint?.trim();
-    let redacted = (hint.contains("...") || hint.contains('…')) && hint.chars().count() <= 40;
-    redacted.then(|| hint.to_string())
-}
-
 fn invalid(location: &str, message: &str) -> SyncError {
     SyncError::Invalid {
         path: "anthropic admin API".to_string(),
         location: location.to_string(),
         message: message.to_string(),
-    }
-}
-
-fn non_empty(text: Option<&str>) -> Option<String> {
-    text.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string)
-}
-
-fn first_text(candidates: &[Option<&str>]) -> Option<String> {
-    candidates.iter().find_map(|c| non_empty(*c))
-}
-
-/// Collects nodes (unique by id, first wins), grants (one edge per
-/// principal and resource, actions merged) and other edges (unique by key).
-struct Builder {
-    source: String,
-    nodes: Vec<Node>,
-    index: HashMap<String, usize>,
-    grants: BTreeMap<(String, String), BTreeSet<String>>,
-    edges: Vec<Edge>,
-    edge_keys: HashSet<String>,
-}
-
-impl Builder {
-    fn new(source: &str) -> Builder {
-        Builder {
-            source: source.to_string(),
-            nodes: Vec::new(),
-            index: HashMap::new(),
-            grants: BTreeMap::new(),
-            edges: Vec::new(),
-            edge_keys: HashSet::new(),
-        }
-    }
-
-    fn has(&self, id: &str) -> bool {
-        self.index.contains_key(id)
-    }
-
-    fn add(&mut self, node: Node) {
-        if !self.index.contains_key(&node.id) {
-            self.index.insert(node.id.clone(), self.nodes.len());
-            self.nodes.push(node);
-        }
-    }
-
-    fn grant(&mut self, from: &str, to: &str, actions: &[&str]) {
-        if actions.is_empty() {
-            return;
-        }
-        let set = self.grants.entry((from.to_string(), to.to_string())).or_default();
-        set.extend(actions.iter().map(|a| a.to_string()));
-    }
-
-    fn edge(&mut self, edge: Edge) {
-        if self.edge_keys.insert(edge.key()) {
-            self.edges.push(edge);
-        }
-    }
-
-    fn finish(mut self) -> Fragment {
-        for ((from, to), actions) in std::mem::take(&mut self.grants) {
-            self.edge(Edge::grant(from, to, actions));
-        }
-        Fragment { source: self.source, nodes: self.nodes, edges: self.edges }
     }
 }
