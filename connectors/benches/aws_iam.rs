@@ -59,7 +59,8 @@ impl Rng {
 /// How permissive the generated account is.
 #[derive(Clone, Copy)]
 struct Shape {
-    /// Per mille of statements that allow everything but IAM (`NotAction`, PowerUser-like).
+    /// Per mille of customer policy statements that allow everything but IAM
+    /// (`NotAction`, like PowerUserAccess, which group-1 holds anyway).
     not_action: u64,
     /// Percent of `sts:AssumeRole` statements on a pattern (a team's roles) rather than one role.
     assume_wild: u64,
@@ -135,11 +136,18 @@ fn generate(users: usize, roles: usize, policies: usize, shape: Shape) -> (Vec<u
     policy_list.push(json!({"PolicyName": "AdministratorAccess", "Arn": "arn:aws:iam::aws:policy/AdministratorAccess",
         "DefaultVersionId": "v1", "PolicyVersionList": [{"IsDefaultVersion": true, "VersionId": "v1",
         "Document": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}}]}));
+    policy_list.push(json!({"PolicyName": "PowerUserAccess", "Arn": "arn:aws:iam::aws:policy/PowerUserAccess",
+        "DefaultVersionId": "v1", "PolicyVersionList": [{"IsDefaultVersion": true, "VersionId": "v1",
+        "Document": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "NotAction": ["iam:*", "organizations:*", "account:*"], "Resource": "*"}]}}]}));
     let group_list: Vec<Value> = (0..groups)
         .map(|g| {
             let mut managed = attached(&mut rng, policies, 2, 3);
             if g == 0 {
                 managed.push(json!({"PolicyName": "AdministratorAccess", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}));
+            }
+            if g == 1 {
+                managed.push(json!({"PolicyName": "PowerUserAccess", "PolicyArn": "arn:aws:iam::aws:policy/PowerUserAccess"}));
             }
             json!({"GroupName": format!("group-{g}"), "Arn": format!("arn:aws:iam::{ACCOUNT}:group/group-{g}"),
                    "GroupPolicyList": [{"PolicyName": "inline", "PolicyDocument": document(&mut rng, roles, shape)}],
@@ -154,10 +162,14 @@ fn generate(users: usize, roles: usize, policies: usize, shape: Shape) -> (Vec<u
             let name = format!("user-{u}@acme.example");
             let arn = format!("arn:aws:iam::{ACCOUNT}:user/{name}");
             let member: Vec<String> =
-                (0..1 + rng.below(3)).map(|_| format!("group-{}", 1 + rng.below(groups - 1))).collect();
+                (0..1 + rng.below(3)).map(|_| format!("group-{}", 2 + rng.below(groups - 2))).collect();
             let mut member = member;
+            // 0.2 % admins, 2 % power users.
             if u % 500 == 0 {
                 member.push("group-0".into());
+            }
+            if u % 50 == 1 {
+                member.push("group-1".into());
             }
             member.sort();
             member.dedup();
@@ -224,12 +236,12 @@ fn main() {
     let shape = if dense {
         Shape { not_action: 20, assume_wild: 60, teams: 4 }
     } else {
-        Shape { not_action: 2, assume_wild: 15, teams: 40 }
+        Shape { not_action: 0, assume_wild: 15, teams: 40 }
     };
     let (export, csv) = generate(users, roles, policies, shape);
     println!(
         "## AWS IAM ({})\n\nGenerated account: {users} users, {roles} roles, {policies} customer managed policies \
-         (+ AdministratorAccess), {} groups; export {:.1} MiB, credential report {:.1} MiB.\n",
+         (+ AdministratorAccess for 0.2 % and PowerUserAccess for 2 % of users), {} groups; export {:.1} MiB, credential report {:.1} MiB.\n",
         if dense { "dense" } else { "typical" },
         (users / 100).max(5),
         export.len() as f64 / 1_048_576.0,
@@ -275,8 +287,13 @@ fn main() {
         .unwrap_or_else(|e| panic!("graph builds: {e}"));
     phase("graph build (people, owners)", started, format!("{} nodes", graph.node_count()));
 
-    let started = Instant::now();
     let now = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).single().unwrap_or_else(Utc::now);
+    // Attribution only: analysis recomputes this first.
+    let started = Instant::now();
+    let entries = graph.effective_access(now).entries().len();
+    phase("of which effective access alone", started, format!("{entries} entries"));
+
+    let started = Instant::now();
     let analysis = analyze(&graph, None, None, &AnalysisSettings::default(), now).unwrap_or_else(|e| panic!("{e}"));
     let peak = phase(
         "analysis (effective access + every rule)",

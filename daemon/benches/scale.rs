@@ -59,6 +59,13 @@ async fn measure_async<T>(phases: &mut Vec<Phase>, name: &str, work: impl std::f
     out
 }
 
+/// Attaches a note (counts) to the phase just measured.
+fn note(phases: &mut [Phase], text: String) {
+    if let Some(phase) = phases.last_mut() {
+        phase.note = text;
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -91,12 +98,12 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
         AccessGraph::build(nodes, edges, &config.catalog, &resolve).expect("graph builds")
     });
     let access = measure(&mut phases, "effective access", || graph.effective_access(now));
-    phases.last_mut().map(|p| p.note = format!("{} entries", access.entries().len()));
+    note(&mut phases, format!("{} entries", access.entries().len()));
     let settings = config.analysis_settings();
     let engine = pipeline::policy_engine(&config)?.ok_or("policy")?;
     let denials =
         measure(&mut phases, "cedar evaluation", || engine.denials(&graph, &access, &settings, now).expect("cedar"));
-    phases.last_mut().map(|p| p.note = format!("{} denials", denials.len()));
+    note(&mut phases, format!("{} denials", denials.len()));
     for rule in rules::all() {
         let ctx = Context {
             graph: &graph,
@@ -107,13 +114,13 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
             now,
         };
         let findings = measure(&mut phases, &format!("rule {}", rule.id()), || rule.evaluate(&ctx));
-        phases.last_mut().map(|p| p.note = format!("{} findings", findings.len()));
+        note(&mut phases, format!("{} findings", findings.len()));
     }
     drop(denials);
     let analysis = measure(&mut phases, "full analysis (access + cedar + rules)", || {
         analyze(&graph, None, Some(&engine as &PolicyEngine), &settings, now).expect("analysis")
     });
-    phases.last_mut().map(|p| p.note = format!("{} findings", analysis.findings.len()));
+    note(&mut phases, format!("{} findings", analysis.findings.len()));
     drop(analysis);
     drop(access);
     drop(graph);
@@ -127,7 +134,7 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
         opened
     })
     .await;
-    phases.last_mut().map(|p| p.note = format!("{first} rows"));
+    note(&mut phases, format!("{first} rows"));
     let later = now + Duration::hours(1);
     let rewrite = measure_async(&mut phases, "store: unchanged re-sync", async {
         let mut written = 0;
@@ -138,7 +145,7 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
         written
     })
     .await;
-    phases.last_mut().map(|p| p.note = format!("{rewrite} rows written"));
+    note(&mut phases, format!("{rewrite} rows written"));
     drop(fragments);
 
     let (changed, _, _) = synth::apps_snapshot(size, 7, 1);
@@ -153,7 +160,7 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
         (stats, cycle.analysis.findings.len())
     })
     .await;
-    phases.last_mut().map(|p| p.note = format!("{} opened, {} closed", cycle.0.opened, cycle.0.closed));
+    note(&mut phases, format!("{} opened, {} closed", cycle.0.opened, cycle.0.closed));
 
     let samples = if size.people >= 100_000 { 5 } else { 20 };
     let mut who = Vec::new();

@@ -105,18 +105,15 @@ where
     let url = label(op, account);
     match &err {
         SdkError::ServiceError(context) => {
-            let status = Some(context.raw().status().as_u16());
+            let http_status = context.raw().status().as_u16();
+            let status = Some(http_status);
             let Some(code) = context.err().code().map(str::to_string) else {
                 // No error code: the body was not an AWS error document (a
                 // truncated or foreign body, whatever its status).
                 return HttpError::Decode {
                     url,
                     path: ".".into(),
-                    message: format!(
-                        "unreadable response (HTTP {}): {}",
-                        status.unwrap_or_default(),
-                        DisplayErrorContext(&err)
-                    ),
+                    message: format!("unreadable response (HTTP {}): {}", http_status, DisplayErrorContext(&err)),
                 };
             };
             let message = format!("{code}: {}", context.err().message().unwrap_or_default());

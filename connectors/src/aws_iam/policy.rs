@@ -271,6 +271,12 @@ fn starts_with(text: &str, prefix: &str, fold: bool) -> bool {
 
 /// Whether `text` matches the glob `pattern`.
 pub fn glob_match(pattern: &str, text: &str, fold: bool) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if pattern.is_ascii() && text.is_ascii() {
+        return ascii_match(pattern.as_bytes(), text.as_bytes(), fold);
+    }
     let p = tokens(pattern, fold);
     let t: Vec<char> =
         if fold { text.chars().map(|c| c.to_ascii_lowercase()).collect() } else { text.chars().collect() };
@@ -302,6 +308,38 @@ pub fn glob_match(pattern: &str, text: &str, fold: bool) -> bool {
         }
     }
     p[pi..].iter().all(|tok| *tok == Tok::Star)
+}
+
+/// [`glob_match`] without allocation, for ASCII (nearly every IAM string).
+fn ascii_match(p: &[u8], t: &[u8], fold: bool) -> bool {
+    let eq = |a: u8, b: u8| if fold { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(b'?') => {
+                pi += 1;
+                ti += 1;
+            }
+            Some(&c) if eq(c, t[ti]) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// Whether every text `narrow` matches is matched by `wide`.
@@ -666,6 +704,9 @@ mod tests {
             ("*", "", true, true),
             ("a*b*c", "aXbYbZc", false, true),
             ("a*b*c", "aXbYbZ", false, false),
+            ("arn:aws:s3:::caf\u{e9}/*", "arn:aws:s3:::caf\u{e9}/x", false, true),
+            ("arn:aws:s3:::caf?/*", "arn:aws:s3:::caf\u{e9}/x", false, true),
+            ("arn:aws:s3:::caf?/*", "arn:aws:s3:::cafe\u{e9}/x", false, false),
         ];
         for (pattern, text, fold, expected) in cases {
             assert_eq!(glob_match(pattern, text, fold), expected, "{pattern} ~ {text}");
@@ -741,7 +782,8 @@ mod tests {
         let allowed = Decision::Allowed { conditional: false };
         let conditional = Decision::Allowed { conditional: true };
         let b = "arn:aws:s3:::reports/q1.csv";
-        let cases: Vec<(&str, Vec<&PolicyDocument>, Option<&PolicyDocument>, &str, &str, Decision)> = vec![
+        type Case<'a> = (&'a str, Vec<&'a PolicyDocument>, Option<&'a PolicyDocument>, &'a str, &'a str, Decision);
+        let cases: Vec<Case<'_>> = vec![
             ("allow matches", vec![&allow_s3], None, "s3:GetObject", b, allowed),
             ("action case-insensitive", vec![&allow_s3], None, "S3:getobject", b, allowed),
             ("no allow is implicit deny", vec![&allow_s3], None, "ec2:RunInstances", "*", Decision::NotAllowed),
@@ -811,7 +853,8 @@ mod tests {
             "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}}));
         let unconditional = doc(json!({"Statement": {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}}));
 
-        let cases: Vec<(&str, Vec<&PolicyDocument>, Option<&PolicyDocument>, Vec<Grant>)> = vec![
+        type Case<'a> = (&'a str, Vec<&'a PolicyDocument>, Option<&'a PolicyDocument>, Vec<Grant>);
+        let cases: Vec<Case<'_>> = vec![
             (
                 "allow as written",
                 vec![&s3_bucket],
