@@ -15,5 +15,7 @@ pub mod registry;
 pub mod scim;
 pub mod sinks;
 pub mod snapshot;
+#[cfg(test)]
+mod testing;
 
 pub use connector::{Connector, RequestStats, SyncError};

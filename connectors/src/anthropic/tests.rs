@@ -1,7 +1,7 @@
 //! The Anthropic connector against an in-process mock of the Admin API, fed
 //! from `fixtures/anthropic/` (wire-exact payloads).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use accessgraph_config::{AnthropicSettings, SecretRef};
 use accessgraph_graph::model::{Edge, EdgeKind, Fragment, LastUse, Node, NodeKind};
@@ -22,9 +22,7 @@ const PAYMENTS: &str = "wrkspc_01PaymentsAcme000000001";
 const RESEARCH: &str = "wrkspc_01ResearchAcme000000002";
 
 fn fixture(name: &str) -> serde_json::Value {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/anthropic").join(name);
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    crate::testing::fixture("anthropic", name)
 }
 
 fn ok(name: &str) -> ResponseTemplate {

@@ -1,7 +1,7 @@
 //! The OpenAI connector against an in-process mock of the Administration
 //! API, fed from `fixtures/openai/` (wire-exact payloads).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use accessgraph_config::{OpenAiSettings, SecretRef};
 use accessgraph_graph::model::{Edge, EdgeKind, Fragment, LastUse, Node, NodeKind};
@@ -18,9 +18,7 @@ use crate::http::HttpError;
 const KEY: &str = "sk-admin-test-0123456789abcdef";
 
 fn fixture(name: &str) -> serde_json::Value {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/openai").join(name);
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    crate::testing::fixture("openai", name)
 }
 
 fn ok(name: &str) -> ResponseTemplate {

@@ -1,7 +1,7 @@
 //! The SCIM connector against an in-process mock server fed from
 //! `fixtures/scim/` in each flavour: generic, Okta and Entra shapes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use accessgraph_config::{ScimFlavor, ScimSettings, SecretRef};
 use accessgraph_graph::model::{EdgeKind, Fragment, Node, NodeKind};
@@ -22,9 +22,7 @@ const AI: &str = "e9e30dba-f08f-4109-8486-d5c6a331660a";
 const ALL: &str = "f1c2d3e4-0000-4000-8000-000000000001";
 
 fn fixture(name: &str) -> serde_json::Value {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/scim").join(name);
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    crate::testing::fixture("scim", name)
 }
 
 fn ok(name: &str) -> ResponseTemplate {
