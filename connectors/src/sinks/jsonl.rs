@@ -2,8 +2,7 @@
 
 use super::{Sink, SinkError, TicketEvent};
 use async_trait::async_trait;
-use std::path::PathBuf;
-use tokio::io::AsyncWriteExt;
+use std::path::{Path, PathBuf};
 
 /// Appends events to a file.
 #[derive(Debug)]
@@ -17,26 +16,46 @@ impl JsonlSink {
     pub fn new(name: &str, path: PathBuf) -> JsonlSink {
         JsonlSink { name: name.to_string(), path }
     }
+}
 
-    fn io_error(&self, error: std::io::Error) -> SinkError {
-        SinkError::Io { path: self.path.display().to_string(), message: error.to_string() }
-    }
+/// How much of the file's end is searched for an event already written.
+const TAIL_BYTES: u64 = 64 * 1024;
 
-    /// Whether the file's tail already holds this event: a crash between the
-    /// write and the outbox acknowledgement must not write it twice.
-    async fn already_written(&self, event_id: &str) -> Result<bool, SinkError> {
-        let Ok(mut file) = tokio::fs::File::open(&self.path).await else {
-            return Ok(false);
-        };
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let len = file.metadata().await.map_err(|e| self.io_error(e))?.len();
-        let tail = len.min(64 * 1024);
-        file.seek(std::io::SeekFrom::Start(len - tail)).await.map_err(|e| self.io_error(e))?;
-        let mut buffer = Vec::with_capacity(tail as usize);
-        file.read_to_end(&mut buffer).await.map_err(|e| self.io_error(e))?;
-        let needle = format!("\"event_id\":\"{event_id}\"");
-        Ok(String::from_utf8_lossy(&buffer).lines().any(|line| line.contains(&needle)))
+fn io_error(path: &Path, error: std::io::Error) -> SinkError {
+    SinkError::Io { path: path.display().to_string(), message: error.to_string() }
+}
+
+/// Appends `line` unless the file's tail already holds `needle`, under an
+/// exclusive lock on the file.
+///
+/// The check and the append are one step for every process sharing the
+/// file: replicas draining one outbox, or a replica re-delivering a row
+/// whose acknowledgement was rolled back (a crash between the write and the
+/// commit). It runs on a blocking thread to completion even when the
+/// caller's future is dropped, and the lock makes the next writer wait for
+/// it, so a cancelled delivery can never race its own retry.
+fn append_once(path: &Path, needle: &str, line: &[u8]) -> Result<(), SinkError> {
+    use std::io::{Read, Seek, Write};
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| io_error(path, e))?;
     }
+    let mut file =
+        std::fs::OpenOptions::new().create(true).read(true).append(true).open(path).map_err(|e| io_error(path, e))?;
+    file.lock().map_err(|e| io_error(path, e))?;
+    let len = file.metadata().map_err(|e| io_error(path, e))?.len();
+    let tail = len.min(TAIL_BYTES);
+    file.seek(std::io::SeekFrom::Start(len - tail)).map_err(|e| io_error(path, e))?;
+    let mut buffer = Vec::with_capacity(tail as usize);
+    file.read_to_end(&mut buffer).map_err(|e| io_error(path, e))?;
+    if String::from_utf8_lossy(&buffer).lines().any(|l| l.contains(needle)) {
+        return Ok(());
+    }
+    file.write_all(line).map_err(|e| io_error(path, e))?;
+    file.sync_data().map_err(|e| io_error(path, e))?;
+    // The lock is released when `file` closes.
+    Ok(())
 }
 
 #[async_trait]
@@ -46,26 +65,14 @@ impl Sink for JsonlSink {
     }
 
     async fn deliver(&self, event: &TicketEvent) -> Result<(), SinkError> {
-        if self.already_written(&event.event_id).await? {
-            return Ok(());
-        }
         let mut line = serde_json::to_string(event)
             .map_err(|e| SinkError::Io { path: self.path.display().to_string(), message: e.to_string() })?;
         line.push('\n');
-        if let Some(parent) = self.path.parent()
-            && !parent.as_os_str().is_empty()
-        {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| self.io_error(e))?;
-        }
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
+        let needle = format!("\"event_id\":\"{}\"", event.event_id);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || append_once(&path, &needle, line.as_bytes()))
             .await
-            .map_err(|e| self.io_error(e))?;
-        file.write_all(line.as_bytes()).await.map_err(|e| self.io_error(e))?;
-        file.sync_data().await.map_err(|e| self.io_error(e))?;
-        Ok(())
+            .map_err(|e| SinkError::Io { path: self.path.display().to_string(), message: e.to_string() })?
     }
 }
 
@@ -105,5 +112,22 @@ mod tests {
         assert_eq!(lines[0]["event"], "opened");
         assert_eq!(lines[0]["fingerprint"], lines[0]["finding"]["fingerprint"]);
         assert_eq!(lines[1]["event_id"], "2");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_deliveries_of_one_event_write_one_line() {
+        // Replicas (separate sink instances) re-delivering the same row at once.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let sink = JsonlSink::new("jsonl", path.clone());
+            tasks.push(tokio::spawn(async move { sink.deliver(&event("7")).await }));
+        }
+        for task in tasks {
+            task.await.expect("join").expect("deliver");
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 1, "{text}");
     }
 }
