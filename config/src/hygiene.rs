@@ -5,6 +5,8 @@
 //! - a config, catalog or policy file that group or others can write
 //!   (whoever can edit it can point a source's `base_url` elsewhere and
 //!   collect the token the daemon sends there);
+//! - a source or sink URL that is plain `http://` beyond loopback (its
+//!   token would cross the network in clear);
 //! - a string anywhere in the config or catalog that looks like a
 //!   credential (a GitHub, OpenAI, Anthropic, Slack or GitLab token, an AWS
 //!   access key id, a private key, a JWT), or a URL carrying a password.
@@ -57,6 +59,16 @@ fn walk_table(ctx: &mut FileCtx<'_>, table: &DeTable<'_>, prefix: &str) {
 fn walk_value(ctx: &mut FileCtx<'_>, value: &Value<'_>, path: &str) {
     match value.get_ref() {
         DeValue::String(text) => {
+            let key = path.rsplit('.').next().unwrap_or(path);
+            if matches!(key, "base_url" | "endpoint_url" | "url") && plain_http_beyond_loopback(text) {
+                ctx.at(
+                    Some(value.span()),
+                    format!(
+                        "`{path}` is plain http to a host beyond loopback: the credential sent there and the \
+                         data it returns cross the network unencrypted; use https"
+                    ),
+                );
+            }
             if let Some(kind) = credential_kind(text) {
                 ctx.at(
                     Some(value.span()),
@@ -181,6 +193,22 @@ fn url_with_password(text: &str) -> bool {
         Some((userinfo, _)) => userinfo.split_once(':').is_some_and(|(_, password)| !password.is_empty()),
         None => false,
     }
+}
+
+/// `http://HOST…` where HOST is not a loopback address or `localhost`.
+pub(crate) fn plain_http_beyond_loopback(url: &str) -> bool {
+    let Some(rest) = url.get(..7).filter(|scheme| scheme.eq_ignore_ascii_case("http://")).map(|_| &url[7..]) else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback());
+    !loopback
 }
 
 /// Secret files that group or others may read.

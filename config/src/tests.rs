@@ -1413,3 +1413,24 @@ fn secrets_and_configs_redact_in_debug_and_display() {
     let error = SecretRef::Env("AG_TEST_UNSET_VARIABLE_0".into()).resolve().unwrap_err().to_string();
     assert!(error.contains("AG_TEST_UNSET_VARIABLE_0"), "{error}");
 }
+
+#[test]
+fn plain_http_beyond_loopback_is_warned() {
+    use crate::hygiene::plain_http_beyond_loopback as plain;
+    for url in ["http://ghe.acme.example/api/v3", "HTTP://10.0.0.1:8080", "http://user@[2001:db8::1]:80/x"] {
+        assert!(plain(url), "{url}");
+    }
+    for url in ["https://api.github.com", "http://127.0.0.1:9000", "http://localhost/x", "http://[::1]:8/", "file:///x"]
+    {
+        assert!(!plain(url), "{url}");
+    }
+    let fixture = Fixture::new();
+    let config = fixture.config(
+        "[[source]]\nname = \"oa\"\nkind = \"openai\"\nadmin_key = { env = \"K\" }\n\
+         base_url = \"http://llm-gateway.acme.example/v1\"\n\n\
+         [[sink]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:8080/hook\"\n",
+    );
+    let shown = render(&fixture, &warnings(&config));
+    assert_eq!(shown.len(), 1, "{shown:#?}");
+    expect(&shown, "accessgraph.toml:5:12: ", &["`source[1].base_url`", "plain http", "use https"]);
+}
