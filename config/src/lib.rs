@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod catalog;
+mod hygiene;
 mod policy;
 mod problem;
 mod raw;
@@ -20,6 +21,7 @@ mod sources;
 mod tests;
 
 pub use accessgraph_graph::settings::{Catalog, CatalogAgent, SodRule, SodSide, Thresholds, Tier, TierPolicy, Tiers};
+pub use hygiene::warnings;
 pub use policy::PolicyConfig;
 pub use problem::{Problem, Problems};
 pub use secret::{Secret, SecretError, SecretRef};
@@ -300,6 +302,21 @@ fn resolve_store_url(url: &str, folder: &Path) -> Result<String, String> {
     Ok(resolved)
 }
 
+/// Why the HTTP API must not listen on `listen` without a token: every
+/// address but loopback is reachable by others, and the API answers who can
+/// reach what across the whole company. `None` when it may.
+pub fn exposure_problem(listen: SocketAddr, has_token: bool) -> Option<String> {
+    let ip = listen.ip().to_canonical();
+    if has_token || ip.is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "the HTTP API would listen on {listen}, which is not a loopback address, without a `token`: \
+         set `token = {{ env = \"ACCESSGRAPH_API_TOKEN\" }}` in [server], or listen on 127.0.0.1 \
+         (e.g. behind a reverse proxy that authenticates)"
+    ))
+}
+
 /// Is `id` a node id (`SOURCE:KIND:KEY`) of a configured source?
 fn node_id_problem(id: &str, sources: &BTreeMap<String, usize>) -> Option<String> {
     let mut parts = id.splitn(3, ':');
@@ -565,9 +582,16 @@ impl<'t> Loader<'t> {
         let Some(raw) = deserialize_table::<ServerRaw>(&mut self.ctx, value, "[server]") else {
             return server;
         };
-        if let Some(listen) = raw.listen {
+        if let Some(listen) = &raw.listen {
             match listen.get_ref().trim().parse::<SocketAddr>() {
-                Ok(address) => server.listen = address,
+                Ok(address) => {
+                    server.listen = address;
+                    if raw.token.is_none()
+                        && let Some(why) = exposure_problem(address, false)
+                    {
+                        self.ctx.at(Some(listen.span()), format!("`listen` in [server]: {why}"));
+                    }
+                }
                 Err(_) => self.ctx.at(
                     Some(listen.span()),
                     format!(

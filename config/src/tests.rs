@@ -1227,3 +1227,210 @@ fn shipped_demo_config_loads() {
     assert!(!config.catalog.agents.is_empty());
     assert!(config.policy.as_ref().is_some_and(|policy| policy.policy_set().is_ok()));
 }
+
+// ---------------------------------------------------------------------------
+// The daemon's own surface: bind safety, config hygiene, redaction.
+
+#[test]
+fn a_non_loopback_listen_without_a_token_is_refused() {
+    let fixture = Fixture::new();
+    for listen in ["0.0.0.0:9464", "[::]:9464", "10.1.2.3:80", "[2001:db8::1]:9464"] {
+        let problems = fixture.problems(&format!("# api\n[server]\nlisten = \"{listen}\"\n"));
+        expect(&problems, "accessgraph.toml:3:10: ", &["`listen` in [server]", "not a loopback address", "`token`"]);
+    }
+    // Loopback, in every spelling, needs no token.
+    for listen in ["127.0.0.1:9464", "127.0.0.2:1", "[::1]:9000", "[::ffff:127.0.0.1]:9464"] {
+        let config = fixture.config(&format!("[server]\nlisten = \"{listen}\"\n"));
+        assert!(config.server.token.is_none());
+        assert!(exposure_problem(config.server.listen, false).is_none(), "{listen}");
+    }
+    // With a token, any address.
+    let config = fixture.config("[server]\nlisten = \"0.0.0.0:9464\"\ntoken = { env = \"T\" }\n");
+    assert_eq!(config.server.listen.port(), 9464);
+    assert!(exposure_problem(config.server.listen, true).is_none());
+    assert!(exposure_problem("0.0.0.0:1".parse().unwrap(), false).is_some());
+    // No [server] at all: loopback by default.
+    assert!(fixture.config("").server.listen.ip().is_loopback());
+}
+
+#[test]
+fn credential_shapes_are_recognised_and_ordinary_strings_are_not() {
+    use crate::hygiene::credential_kind;
+    let cases = [
+        ("ghp_0123456789abcdefghijABCDEFGHIJ012345", "a GitHub token"),
+        ("gho_0123456789abcdefghij0123", "a GitHub OAuth token"),
+        ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "a GitHub fine-grained token"),
+        ("Bearer sk-proj-abcdefghijklmnop0123456789", "an OpenAI project key"),
+        ("sk-admin-0123456789abcdefABCDEF", "an OpenAI admin key"),
+        ("sk-ant-admin01-0123456789abcdefABCDEF", "an Anthropic key"),
+        ("sk-0123456789abcdefABCDEF", "an API key"),
+        ("key AKIAIOSFODNN7EXAMPLE here", "an AWS access key id"),
+        ("ASIAIOSFODNN7EXAMPLE", "an AWS access key id"),
+        ("xoxb-123456789012-1234567890123-abcdefghij", "a Slack bot token"),
+        ("xoxp-123456789012-1234567890123-abcdefghij", "a Slack user token"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow", "a private key"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----", "a private key"),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "a JWT"),
+        ("postgres://svc:hunter2@db.internal:5432/ag", "a URL with a password"),
+        ("https://hooks.slack.com/services/T000/B000/XXXXXXXX", "a Slack webhook URL"),
+    ];
+    for (text, kind) in cases {
+        assert_eq!(credential_kind(text), Some(kind), "{text}");
+    }
+    for ordinary in [
+        "github-acme",
+        "https://api.github.com",
+        "postgres://svc@db.internal/ag",
+        "sqlite://accessgraph.db",
+        "task-runner-abcdefghijklmnopqrst", // `sk-` inside a word
+        "sk-short",
+        "AKIA0123",                // too short
+        "AKIAIOSFODNN7EXAMPLEXYZ", // too long for a key id
+        "ASIAN-MARKETS-DESK",
+        "eyJhbGciOiJIUzI1NiJ9",        // one segment only
+        "-----BEGIN CERTIFICATE-----", // public
+        "alice@acme.example",
+        "github-acme:repo:acme/payments",
+        "0 */15 * * * *",
+    ] {
+        assert_eq!(credential_kind(ordinary), None, "{ordinary}");
+    }
+}
+
+const INLINE_SECRETS: &str = r#"[store]
+url = "postgres://svc:Pg-Passw0rd-e2e@db.internal/ag"
+
+[[source]]
+name = "openai"
+kind = "openai"
+admin_key = { env = "OPENAI_ADMIN_KEY" }
+base_url = "https://gateway.acme.example/v1?key=sk-admin-0123456789abcdefINLINE"
+
+[[sod]]
+name = "AKIAIOSFODNN7INLINE0"
+left  = { resource = "openai:project:a", action = "write" }
+right = { resource = "openai:project:b", action = "write" }
+
+[[sink]]
+kind = "github-issues"
+repo = "acme/secops"
+token = { env = "GH" }
+labels = ["security", "ghp_0123456789abcdefghijINLINE0123456789"]
+
+[catalog]
+path = "agents.toml"
+"#;
+
+#[test]
+fn inline_looking_secrets_are_warned_with_their_place_and_never_echoed() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "agents.toml",
+        "[[agent]]\nid = \"bot\"\nowner = \"alice@acme.example\"\n\
+         purpose = \"calls with eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJJTkxJTkUifQ.c2lnbmF0dXJlLWlubGluZS0wMTIz\"\n\
+         risk_tier = \"low\"\nidentities = [\"openai:service_account:bot\"]\n",
+    );
+    let config = fixture.config(INLINE_SECRETS);
+    let shown = render(&fixture, &warnings(&config));
+    expect(&shown, "accessgraph.toml:2:7: ", &["`store.url`", "a URL with a password"]);
+    expect(&shown, "accessgraph.toml:8:12: ", &["`source[1].base_url`", "an OpenAI admin key"]);
+    expect(&shown, "accessgraph.toml:11:8: ", &["`sod[1].name`", "an AWS access key id"]);
+    expect(&shown, "accessgraph.toml:19:23: ", &["`sink[1].labels[2]`", "a GitHub token"]);
+    expect(&shown, "agents.toml:4:11: ", &["`agent[1].purpose`", "a JWT"]);
+    assert_eq!(shown.len(), 5, "{shown:#?}");
+    for warning in &shown {
+        for value in ["Passw0rd", "INLINE", "eyJ", "hunter", "0123456789"] {
+            assert!(!warning.contains(value), "a warning echoes the value: {warning}");
+        }
+        assert!(warning.contains("{ env = "), "says where secrets belong: {warning}");
+    }
+    // The shipped examples are clean.
+    let demo = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.toml")).expect("demo loads");
+    assert!(crate::hygiene::inline_secrets(&demo.path, &fs::read_to_string(&demo.path).unwrap()).is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn secret_files_readable_by_others_and_writable_configs_are_warned() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixture = Fixture::new();
+    let token = fixture.write("gh-token", "ghp_not-a-real-token\n");
+    let api = fixture.write("api-token", "api-token-value\n");
+    let chmod = |path: &Path, mode: u32| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    chmod(&token, 0o644);
+    chmod(&api, 0o600);
+    let text = "[[source]]\nname = \"gh\"\nkind = \"github\"\norg = \"acme\"\ntoken = { file = \"gh-token\" }\n\n\
+                [server]\ntoken = { file = \"api-token\" }\n";
+    let config = fixture.config(text);
+    chmod(&config.path, 0o600);
+    let shown = render(&fixture, &warnings(&config));
+    assert_eq!(shown.len(), 1, "{shown:#?}");
+    expect(&shown, "accessgraph.toml:1: ", &["`token` in [[source]] \"gh\"", "gh-token", "mode 0644", "chmod 600"]);
+    assert!(!shown[0].contains("not-a-real"), "{shown:?}");
+
+    chmod(&token, 0o640);
+    chmod(&api, 0o604);
+    let shown = render(&fixture, &warnings(&config));
+    expect(&shown, "accessgraph.toml:1: ", &["gh-token", "mode 0640"]);
+    expect(&shown, "accessgraph.toml:7: ", &["`token` in [server]", "api-token", "mode 0604"]);
+
+    chmod(&token, 0o600);
+    chmod(&api, 0o400);
+    assert!(warnings(&config).is_empty());
+
+    // A config that others can edit can send the tokens anywhere.
+    chmod(&config.path, 0o666);
+    let shown = render(&fixture, &warnings(&config));
+    expect(&shown, "accessgraph.toml: ", &["writable by group or others", "mode 0666"]);
+}
+
+#[test]
+fn secrets_and_configs_redact_in_debug_and_display() {
+    let value = "s3cret-value-0123456789";
+    let secret = Secret::new(value);
+    assert_eq!(format!("{secret:?}"), "[redacted]");
+    assert_eq!(format!("{secret}"), "[redacted]");
+    assert_eq!(format!("{:?}", Some(&secret)), "Some([redacted])");
+    assert_eq!(secret.expose(), value);
+    // A panic message built from a secret carries no value either.
+    let panic = std::panic::catch_unwind(|| panic!("failed with {secret} / {secret:?}")).unwrap_err();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("[redacted]") && !message.contains(value), "{message}");
+
+    // A config holds references, never values: its Debug names variables and files only.
+    let fixture = Fixture::new();
+    fixture.write("token", value);
+    let config = fixture.config(
+        "[[source]]\nname = \"gh\"\nkind = \"github\"\norg = \"acme\"\ntoken = { file = \"token\" }\n\n\
+         [[sink]]\nkind = \"webhook\"\nurl = \"https://hooks.acme.example/x\"\nsecret = { env = \"HOOK_SECRET\" }\n",
+    );
+    let resolved = config.sources[0].settings.secret_refs()[0].1.resolve().expect("reads the file");
+    assert_eq!(resolved.expose(), value);
+    let debug = format!("{config:?} {config:#?}");
+    assert!(!debug.contains(value), "Debug of Config carries a secret value");
+    assert!(debug.contains("HOOK_SECRET"), "it names the reference");
+    // Errors name the reference, never a value.
+    let error = SecretRef::Env("AG_TEST_UNSET_VARIABLE_0".into()).resolve().unwrap_err().to_string();
+    assert!(error.contains("AG_TEST_UNSET_VARIABLE_0"), "{error}");
+}
+
+#[test]
+fn plain_http_beyond_loopback_is_warned() {
+    use crate::hygiene::plain_http_beyond_loopback as plain;
+    for url in ["http://ghe.acme.example/api/v3", "HTTP://10.0.0.1:8080", "http://user@[2001:db8::1]:80/x"] {
+        assert!(plain(url), "{url}");
+    }
+    for url in ["https://api.github.com", "http://127.0.0.1:9000", "http://localhost/x", "http://[::1]:8/", "file:///x"]
+    {
+        assert!(!plain(url), "{url}");
+    }
+    let fixture = Fixture::new();
+    let config = fixture.config(
+        "[[source]]\nname = \"oa\"\nkind = \"openai\"\nadmin_key = { env = \"K\" }\n\
+         base_url = \"http://llm-gateway.acme.example/v1\"\n\n\
+         [[sink]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:8080/hook\"\n",
+    );
+    let shown = render(&fixture, &warnings(&config));
+    assert_eq!(shown.len(), 1, "{shown:#?}");
+    expect(&shown, "accessgraph.toml:5:12: ", &["`source[1].base_url`", "plain http", "use https"]);
+}

@@ -325,21 +325,37 @@ async fn dispatch(cli: Cli) -> Result<u8, Exit> {
     }
 }
 
+/// `check`: every problem (exit 2 on any), then every warning: things that
+/// are valid but unsafe (secret files others can read, configs others can
+/// write, strings that look like inline credentials). Warnings alone exit 0.
 fn check(cli: &Cli) -> Result<u8, Exit> {
     let path = config_path(cli)?;
-    let mut problems = match accessgraph_config::load(path) {
-        Ok(config) => accessgraph_config::check_secrets(&config),
-        Err(problems) => problems.0,
+    let (mut problems, mut warnings) = match accessgraph_config::load(path) {
+        Ok(config) => (accessgraph_config::check_secrets(&config), accessgraph_config::warnings(&config)),
+        Err(problems) => (problems.0, Vec::new()),
     };
     problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    if problems.is_empty() {
-        println!("{}: ok", path.display());
-        return Ok(exit::OK);
-    }
+    warnings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     for problem in &problems {
         println!("{problem}");
     }
-    eprintln!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    for warning in &warnings {
+        let mut shown = warning.clone();
+        shown.message = format!("warning: {}", warning.message);
+        println!("{shown}");
+    }
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    if problems.is_empty() {
+        match warnings.len() {
+            0 => println!("{}: ok", path.display()),
+            n => println!("{}: ok, with {}", path.display(), plural(n, "warning")),
+        }
+        return Ok(exit::OK);
+    }
+    match warnings.len() {
+        0 => eprintln!("{} found", plural(problems.len(), "problem")),
+        n => eprintln!("{} and {} found", plural(problems.len(), "problem"), plural(n, "warning")),
+    }
     Ok(exit::USAGE)
 }
 
@@ -465,8 +481,8 @@ async fn run_query(cli: &Cli, args: &QueryArgs) -> Result<u8, Exit> {
                 pretty(&serde_json::json!({ "from": from, "to": to, "at": at, "path": found }))
             } else {
                 match found {
-                    Some(path) => format!("{}\n", path.join(" → ")),
-                    None => format!("no access path from {from} to {to}\n"),
+                    Some(path) => format!("{}\n", crate::text::clean(&path.join(" → "))),
+                    None => format!("no access path from {} to {}\n", crate::text::clean(from), crate::text::clean(to)),
                 }
             }
         }

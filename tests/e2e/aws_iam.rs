@@ -170,7 +170,7 @@ fn the_export_lists_who_can_become_whom_and_queries_walk_the_chain() {
 // ---------------------------------------------------------------------------
 // Live: the SDK against a mock IAM.
 
-mod live {
+pub(super) mod live {
     use super::super::common::*;
     use super::{LATER, NOW};
     use wiremock::matchers::{body_string_contains, method};
@@ -213,7 +213,8 @@ mod live {
         body_string_contains(format!("Action={name}&"))
     }
 
-    async fn mount_account(server: &MockServer) {
+    /// A small account on the mock (shared with the security test).
+    pub(in crate::e2e) async fn mount_account(server: &MockServer) {
         let api = repo().join("fixtures/aws/api");
         let page = |n: u8| std::fs::read_to_string(api.join(format!("authorization-details-{n}.xml"))).expect("page");
         let csv = std::fs::read(repo().join("fixtures/aws/credential-report.csv")).expect("report");

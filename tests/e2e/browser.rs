@@ -164,3 +164,64 @@ fn html_report_renders_filters_and_shows_every_finding_in_chromium() {
     let png = std::fs::read(&screenshot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "a real PNG screenshot");
 }
+
+/// A repository named `<img src=x onerror=alert(1)>` (and an agent whose
+/// name would set an attribute on `<html>` if it ran) renders as text: no
+/// element is created from it, nothing runs, the page records no error and
+/// no policy violation, and the filters still work.
+#[test]
+fn a_hostile_repo_name_renders_as_text_and_runs_nothing_in_chromium() {
+    let Some(chromium) = chromium() else { return };
+    const REPO: &str = "<img src=x onerror=alert(1)>";
+    const AGENT: &str = "<img src=y onerror=\"document.documentElement.setAttribute('data-pwned','1')\">";
+    let scratch = Scratch::new();
+    write_json(
+        &scratch.path("forge.json"),
+        &serde_json::json!({
+            "version": 1, "system": "forge", "collected_at": "2026-11-20T00:00:00Z",
+            "identities": [{"id": "bot", "kind": "agent", "name": AGENT, "active": true}],
+            "resources": [{"id": "evil", "kind": "repo", "name": REPO, "environment": "prod"}],
+            "grants": [{"principal": "bot", "resource": "evil", "actions": ["write", "admin"]}],
+            "credentials": [{"id": "k1", "kind": "api_key", "name": REPO, "holder": "bot",
+                             "created_at": "2025-01-01T00:00:00Z", "last_used_at": null, "expires_at": null}]
+        }),
+    );
+    scratch.write(
+        "accessgraph.toml",
+        "[store]\nurl = \"sqlite://store.db\"\n\n[[source]]\nname = \"forge\"\nkind = \"snapshot\"\npath = \"forge.json\"\n\n\
+         [[sod]]\nname = \"write-and-admin\"\nleft = { resource = \"forge:repo:evil\", action = \"write\" }\n\
+         right = { resource = \"forge:repo:evil\", action = \"admin\" }\n",
+    );
+    let report = scratch.path("report.html");
+    let output = run(&[
+        "scan",
+        "--config",
+        &scratch.config(),
+        "--now",
+        T1,
+        "--no-file",
+        "--format",
+        "html",
+        "--output",
+        &report.display().to_string(),
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let html = std::fs::read_to_string(&report).expect("report");
+    assert!(!html.contains(REPO) && !html.contains("<img"), "the name is escaped in the file");
+
+    let url = format!("file://{}", report.display());
+    let (dom, log) =
+        headless(&chromium, &["--virtual-time-budget=5000".into(), "--dump-dom".into(), format!("{url}#selfcheck")]);
+    let attributes = html_attributes(&dom);
+    assert_eq!(attributes.get("data-errors").map(String::as_str), Some("0"), "nothing tried to run:\n{dom}");
+    assert_eq!(attributes.get("data-selfcheck").map(String::as_str), Some("ok"), "self-check: {attributes:?}");
+    assert!(!attributes.contains_key("data-pwned"), "the agent's name ran as script");
+    // The browser serializes a real element's attributes quoted; the text
+    // itself keeps its own spelling (and is escaped in text nodes).
+    assert!(!dom.contains("<img src=\"x\"") && !dom.contains("<img src=\"y\""), "an element was created:\n{dom}");
+    assert!(dom.contains("&lt;img src=x onerror=alert(1)&gt;"), "the repo name is shown as text:\n{dom}");
+    assert!(dom.contains("&lt;img src=y onerror="), "the agent name is shown as text");
+    for line in log.lines().filter(|l| l.contains("CONSOLE")) {
+        assert!(!line.contains("Refused") && !line.contains("Error"), "console: {line}");
+    }
+}

@@ -112,3 +112,85 @@ pub fn demo_scratch() -> Scratch {
 pub fn write_json(path: &Path, value: &serde_json::Value) {
     std::fs::write(path, serde_json::to_vec_pretty(value).expect("json")).expect("write json");
 }
+
+/// Standard base64 with padding (to look for encoded secrets).
+pub fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `METHOD /path` of a request, for messages.
+pub fn describe(request: &wiremock::Request) -> String {
+    format!("{} {}", request.method, request.url.path())
+}
+
+/// A source that only reads: every request a GET. Returns how many there were.
+pub fn assert_gets_only(what: &str, requests: &[wiremock::Request]) -> usize {
+    let writes: Vec<String> = requests.iter().filter(|r| r.method.as_str() != "GET").map(describe).collect();
+    assert!(writes.is_empty(), "{what} must only read, but sent: {writes:?}");
+    requests.len()
+}
+
+/// GitHub reads only: GETs, plus the App's installation-token exchange
+/// (`POST /app/installations/{id}/access_tokens`) and GraphQL queries
+/// (`POST /graphql` whose document holds no `mutation`).
+pub fn assert_github_reads_only(requests: &[wiremock::Request]) -> usize {
+    for request in requests {
+        let method = request.method.as_str();
+        let path = request.url.path();
+        if method == "GET" {
+            continue;
+        }
+        let token_exchange = path
+            .strip_prefix("/app/installations/")
+            .and_then(|rest| rest.strip_suffix("/access_tokens"))
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+        if method == "POST" && token_exchange {
+            continue;
+        }
+        if method == "POST" && path.ends_with("/graphql") {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+            let query = body["query"].as_str().unwrap_or_else(|| panic!("a GraphQL POST without a query: {body}"));
+            let mutates = query.split(|c: char| !c.is_alphanumeric() && c != '_').any(|word| word == "mutation");
+            assert!(!mutates, "a GraphQL mutation was sent to GitHub: {query}");
+            continue;
+        }
+        panic!("the GitHub source must only read, but sent {}", describe(request));
+    }
+    requests.len()
+}
+
+/// AWS reads only: every request a Query-protocol POST whose `Action` is a
+/// read (`Get*`, `List*`, `GenerateCredentialReport`) or `AssumeRole`.
+/// Returns the actions seen, in order.
+pub fn assert_aws_reads_only(requests: &[wiremock::Request]) -> Vec<String> {
+    let mut actions = Vec::new();
+    for request in requests {
+        assert_eq!(request.method.as_str(), "POST", "AWS Query protocol is POST: {}", describe(request));
+        let body = String::from_utf8_lossy(&request.body);
+        let action = body
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("Action="))
+            .unwrap_or_else(|| panic!("an AWS request without an Action: {body}"))
+            .to_string();
+        let read = action.starts_with("Get")
+            || action.starts_with("List")
+            || action == "GenerateCredentialReport"
+            || action == "AssumeRole";
+        assert!(read, "the AWS source must only read, but called {action}");
+        actions.push(action);
+    }
+    actions
+}

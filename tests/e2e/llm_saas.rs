@@ -17,9 +17,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const T1: &str = "2026-11-27T12:00:00Z";
 const T2: &str = "2026-11-27T13:00:00Z";
-const OPENAI_KEY: &str = "sk-admin-e2e-openai-0123456789";
-const ANTHROPIC_KEY: &str = "sk-ant-admin01-e2e-0123456789";
-const SCIM_TOKEN: &str = "scim-e2e-token-0123456789";
+pub(super) const OPENAI_KEY: &str = "sk-admin-e2e-openai-0123456789";
+pub(super) const ANTHROPIC_KEY: &str = "sk-ant-admin01-e2e-0123456789";
+pub(super) const SCIM_TOKEN: &str = "scim-e2e-token-0123456789";
 const DAVE_ANTHROPIC_KEY: &str = "apikey_01DaveResearchBatch00001";
 
 fn fixture(system: &str, name: &str) -> Value {
@@ -150,13 +150,14 @@ async fn mount_anthropic(server: &MockServer) {
         .await;
 }
 
-struct Servers {
-    scim: MockServer,
-    openai: MockServer,
-    anthropic: MockServer,
+/// The three mock servers (shared with the security test).
+pub(super) struct Servers {
+    pub(super) scim: MockServer,
+    pub(super) openai: MockServer,
+    pub(super) anthropic: MockServer,
 }
 
-async fn servers() -> Servers {
+pub(super) async fn servers() -> Servers {
     let servers = Servers {
         scim: MockServer::start().await,
         openai: MockServer::start().await,

@@ -10,4 +10,5 @@ mod github;
 mod history;
 mod llm_saas;
 mod reports;
+mod security;
 mod sinks;

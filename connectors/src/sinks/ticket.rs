@@ -223,7 +223,9 @@ fn adf_inlines(inlines: &[Inline]) -> Vec<Value> {
 
 /// Makes remote text harmless in any ticket system: redacts token-shaped
 /// words, breaks `@mentions` and `#123` references with a zero-width joiner,
-/// and turns newlines and other control characters into spaces.
+/// defangs URLs (a joiner after `https:` and `www.`) so no tracker turns a
+/// remote name into a link, and turns newlines and other control characters
+/// into spaces.
 pub fn neutral(input: &str) -> String {
     let scrubbed = scrub_secrets(input);
     let mut out = String::with_capacity(scrubbed.len());
@@ -234,7 +236,11 @@ pub fn neutral(input: &str) -> String {
             continue;
         }
         out.push(c);
-        if (c == '@' || c == '#') && chars.peek().is_some_and(|next| next.is_alphanumeric() || *next == '_') {
+        let breaks_reference =
+            (c == '@' || c == '#') && chars.peek().is_some_and(|next| next.is_alphanumeric() || *next == '_');
+        let breaks_url = c == ':' && chars.peek() == Some(&'/');
+        let breaks_www = c == '.' && out[..out.len() - 1].to_ascii_lowercase().ends_with("www");
+        if breaks_reference || breaks_url || breaks_www {
             out.push(ZWJ);
         }
     }
@@ -765,6 +771,77 @@ mod tests {
             }
         }
         walk(&adf);
+    }
+
+    /// Remote text in a Jira body stays text: no mention, link, card or
+    /// emoji node, no link mark but ours, no URL a renderer could linkify.
+    #[test]
+    fn adf_never_turns_remote_text_into_links_or_mentions() {
+        let hostile = "@octocat [~accountid:5b10a2844c20165700ede21g] [click|https://evil.example/x] \
+                       https://evil.example/y www.evil.example :smile: <a href=\"https://evil.example\">x</a>";
+        let finding = Finding::new(
+            "drift.policy",
+            Severity::High,
+            &format!("gh:user:{hostile}"),
+            "gh:repo:acme/https://evil.example",
+            hostile,
+            hostile,
+            hostile,
+            vec![vec![format!("gh:user:{hostile}"), "gh:repo:x".into()]],
+            Utc::now(),
+        );
+        let facts = Facts { report_url: Some("https://accessgraph.acme.example".into()), ..Facts::default() };
+        let docs = [
+            description(&finding, &facts, "m"),
+            change_comment(None, &finding, Utc::now(), "m"),
+            reopened_comment(&finding, Utc::now(), "m"),
+        ];
+        fn walk(v: &Value, texts: &mut Vec<String>, hrefs: &mut Vec<String>) {
+            let kind = v["type"].as_str().unwrap_or_default();
+            assert!(
+                ["doc", "paragraph", "heading", "bulletList", "listItem", "text"].contains(&kind),
+                "unexpected ADF node {kind}: {v}"
+            );
+            if kind == "text" {
+                texts.push(v["text"].as_str().unwrap_or_default().to_string());
+                for mark in v["marks"].as_array().into_iter().flatten() {
+                    let mark_type = mark["type"].as_str().unwrap_or_default();
+                    assert!(["strong", "code", "link", "subsup"].contains(&mark_type), "mark {mark}");
+                    if mark_type == "link" {
+                        hrefs.push(mark["attrs"]["href"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+            }
+            for child in v["content"].as_array().into_iter().flatten() {
+                walk(child, texts, hrefs);
+            }
+        }
+        for doc in docs {
+            let (mut texts, mut hrefs) = (Vec::new(), Vec::new());
+            walk(&doc.to_adf(), &mut texts, &mut hrefs);
+            for href in &hrefs {
+                assert!(href.starts_with("https://accessgraph.acme.example/"), "a link that is not ours: {href}");
+            }
+            let all = texts.concat();
+            assert!(!all.contains("@octocat"), "mention: {all}");
+            assert!(!all.contains("://"), "a URL a renderer could linkify: {all}");
+            assert!(!all.to_ascii_lowercase().contains("www.evil"), "{all}");
+            assert!(all.contains("evil"), "the text is kept, defanged: {all}");
+        }
+        // Markdown too: the only link destinations are ours.
+        let md = description(&finding, &facts, "m").to_markdown();
+        assert!(!md.contains("](https://evil"), "{md}");
+        assert!(!md.contains("https://evil") && !md.contains("www.evil"), "{md}");
+        assert!(md.contains("](https://accessgraph.acme.example/reports/latest)"), "{md}");
+    }
+
+    #[test]
+    fn neutral_defangs_urls_and_keeps_ordinary_text() {
+        assert_eq!(neutral("see https://x.example/a"), format!("see https:{ZWJ}//x.example/a"));
+        assert_eq!(neutral("WWW.x.example"), format!("WWW.{ZWJ}x.example"));
+        assert_eq!(neutral("arn:aws:iam::1:role/x"), "arn:aws:iam::1:role/x");
+        assert_eq!(neutral("alice@acme.example"), format!("alice@{ZWJ}acme.example"));
+        assert_eq!(neutral("a\nb"), "a b");
     }
 
     #[test]

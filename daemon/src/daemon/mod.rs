@@ -146,9 +146,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let token = state::resolve_token(&config).map_err(RunError::Config)?;
+    let local = listener.local_addr().ok();
+    // Config validation refuses this already; the address actually bound is
+    // checked again so no path (tests, a reload) serves the API openly.
+    if let Some(why) = local.and_then(|addr| accessgraph_config::exposure_problem(addr, token.is_some())) {
+        return Err(RunError::Config(format!("{}: {why}", config.path.display())));
+    }
+    let mut config = config;
+    if let Some(local) = local {
+        // The address in force is the one bound (a reload compares with it).
+        config.server.listen = local;
+    }
     let shared = Arc::new(Shared::new(config, token, store));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let local = listener.local_addr().ok();
 
     let mut server_stop = stop_rx.clone();
     let app = server::router(shared.clone());
@@ -237,6 +247,13 @@ fn reload(shared: &Arc<Shared>, scheduler: &mut scheduler::Scheduler) {
     if new.server.listen != old.server.listen {
         tracing::warn!(listen = %old.server.listen, "[server] listen changes take effect on restart");
         new.server.listen = old.server.listen;
+    }
+    // The running listener stays where it is: a reload that drops the token
+    // must not open an API that listens beyond loopback.
+    if let Some(why) = accessgraph_config::exposure_problem(new.server.listen, token.is_some()) {
+        shared.metrics.reload("rejected");
+        tracing::error!(error = %why, "configuration reload rejected; the running configuration stays in force");
+        return;
     }
     shared.replace_config(new, token);
     scheduler.apply(&shared.config());

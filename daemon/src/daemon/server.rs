@@ -318,10 +318,113 @@ async fn latest_report(State(shared): State<AppState>, Query(params): Query<Repo
 
 #[cfg(test)]
 mod unit {
+    use super::super::{RunError, RunOptions, serve};
+    use crate::store::Store;
+    use std::time::Duration;
+    use tokio::net::TcpListener;
+    use tokio::sync::{mpsc, oneshot};
+
     #[test]
     fn secrets_compare_whole() {
         assert!(super::same_secret("s3cret", "s3cret"));
         assert!(!super::same_secret("s3cre", "s3cret"));
         assert!(!super::same_secret("", "s3cret"));
+        assert!(!super::same_secret("s3cret", ""));
+        assert!(!super::same_secret("S3cret", "s3cret"), "case matters");
+        assert!(!super::same_secret("s3cret ", "s3cret"));
+        // Differing only in the first or the last byte of a long token.
+        let token = "t".repeat(64);
+        assert!(!super::same_secret(&format!("x{}", &token[1..]), &token));
+        assert!(!super::same_secret(&format!("{}x", &token[..63]), &token));
+        assert!(super::same_secret(&token, &token.clone()));
+    }
+
+    fn write_config(dir: &std::path::Path, listen: &str, token: bool) -> std::path::PathBuf {
+        let mut text = format!("[store]\nurl = \"sqlite://store.db\"\n\n[server]\nlisten = \"{listen}\"\n");
+        if token {
+            text.push_str("token = { file = \"token\" }\n");
+        }
+        let path = dir.join("accessgraph.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// The API refuses to serve beyond loopback without a token, whatever
+    /// the config file said, and a reload cannot drop the token while it
+    /// listens there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_open_api_beyond_loopback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("token"), "api-token-0123456789\n").expect("token");
+        let path = write_config(dir.path(), "127.0.0.1:0", false);
+        let config = accessgraph_config::load(&path).expect("loopback without a token is valid");
+        let store = Store::open(&config.store.url).await.expect("store");
+
+        // Bound to every interface without a token: refused before serving.
+        let listener = TcpListener::bind("0.0.0.0:0").await.expect("bind");
+        let (_reload, reloads) = mpsc::channel(1);
+        let refused = serve(config, store.clone(), listener, RunOptions::default(), reloads, async {}).await;
+        match refused {
+            Err(error @ RunError::Config(_)) => {
+                let text = error.to_string();
+                assert!(text.contains("not a loopback address") && text.contains("accessgraph.toml"), "{text}");
+                assert_eq!(error.exit_code(), crate::cli::exit::USAGE);
+            }
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+
+        // With a token it serves; a reload that drops the token is rejected.
+        let path = write_config(dir.path(), "0.0.0.0:0", true);
+        let config = accessgraph_config::load(&path).expect("valid");
+        let listener = TcpListener::bind("0.0.0.0:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (reload, reloads) = mpsc::channel(1);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = RunOptions { grace: Duration::from_secs(2), ..RunOptions::default() };
+        let task = tokio::spawn(serve(config, store, listener, options, reloads, async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::new();
+        let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+        let status = |request: reqwest::RequestBuilder| async move {
+            request.send().await.map(|r| r.status().as_u16()).unwrap_or_default()
+        };
+        let mut up = false;
+        for _ in 0..100 {
+            if status(client.get(url("/healthz"))).await == 200 {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(up, "the daemon serves");
+        assert_eq!(status(client.get(url("/api/v1/sources"))).await, 401);
+
+        // The new file listens on loopback without a token; the running
+        // listener stays on every interface, so the reload is refused.
+        write_config(dir.path(), "127.0.0.1:9464", false);
+        reload.send(()).await.expect("reload");
+        let mut rejected = false;
+        for _ in 0..100 {
+            let metrics = client
+                .get(url("/metrics"))
+                .bearer_auth("api-token-0123456789")
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .unwrap_or_default();
+            if metrics.contains("accessgraph_config_reloads_total{result=\"rejected\"} 1") {
+                rejected = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(rejected, "the reload is rejected");
+        assert_eq!(status(client.get(url("/api/v1/sources"))).await, 401, "the token is still required");
+        assert_eq!(status(client.get(url("/api/v1/sources")).bearer_auth("api-token-0123456789")).await, 200);
+        let _ = stop.send(());
+        task.await.expect("daemon task").expect("clean stop");
     }
 }
