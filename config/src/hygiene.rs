@@ -189,10 +189,9 @@ fn url_with_password(text: &str) -> bool {
         return false;
     };
     let authority = after.split(['/', '?', '#']).next().unwrap_or_default();
-    match authority.rsplit_once('@') {
-        Some((userinfo, _)) => userinfo.split_once(':').is_some_and(|(_, password)| !password.is_empty()),
-        None => false,
-    }
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.split_once(':').is_some_and(|(_, password)| !password.is_empty()))
 }
 
 /// `http://HOST…` where HOST is not a loopback address or `localhost`.

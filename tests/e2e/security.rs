@@ -27,8 +27,9 @@ mod mock;
 
 use mock::{ExpectAuth, GithubMock, fixtures_dir};
 
-const NOW: &str = "2026-11-27T12:00:00Z";
-const LATER: &str = "2026-11-27T13:00:00Z";
+// In the past: the daemon treats a tick whose sync already started (at `--now`) as done.
+const NOW: &str = "2025-06-01T00:00:00Z";
+const LATER: &str = "2025-06-01T01:00:00Z";
 
 const GH_TOKEN: &str = "ghp_SecE2ePatToken000000000000000000001";
 const AWS_SECRET_KEY: &str = "aws-secret-e2e-SecurityTest000000000000002";

@@ -336,7 +336,7 @@ mod unit {
         let token = "t".repeat(64);
         assert!(!super::same_secret(&format!("x{}", &token[1..]), &token));
         assert!(!super::same_secret(&format!("{}x", &token[..63]), &token));
-        assert!(super::same_secret(&token, &token.clone()));
+        assert!(super::same_secret(&token, &token));
     }
 
     fn write_config(dir: &std::path::Path, listen: &str, token: bool) -> std::path::PathBuf {
