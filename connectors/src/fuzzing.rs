@@ -40,8 +40,7 @@ struct Pages<'a> {
 
 impl<'a> Pages<'a> {
     fn new(data: &'a [u8]) -> Pages<'a> {
-        let sections: Vec<&[u8]> =
-            if data.is_empty() { Vec::new() } else { data.split(|b| *b == SEPARATOR).collect() };
+        let sections: Vec<&[u8]> = if data.is_empty() { Vec::new() } else { data.split(|b| *b == SEPARATOR).collect() };
         Pages { sections: sections.into_iter() }
     }
 
@@ -178,7 +177,12 @@ pub fn openai_org(data: &[u8]) -> Result<Fragment, SyncError> {
     let mut records = Vec::with_capacity(projects.len());
     for project in projects {
         if project.is_archived() {
-            records.push(ProjectRecords { project, users: Vec::new(), service_accounts: Vec::new(), api_keys: Vec::new() });
+            records.push(ProjectRecords {
+                project,
+                users: Vec::new(),
+                service_accounts: Vec::new(),
+                api_keys: Vec::new(),
+            });
             continue;
         }
         let users = pages.cursor("project users")?;

@@ -50,7 +50,11 @@ fn harness() -> &'static Harness {
             aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .region(aws_config::Region::new("us-east-1"))
                 .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                    "AKIDFUZZ", "fuzz-secret", None, None, "fuzz",
+                    "AKIDFUZZ",
+                    "fuzz-secret",
+                    None,
+                    None,
+                    "fuzz",
                 )))
                 .retry_config(aws_config::retry::RetryConfig::disabled())
                 .endpoint_url("https://iam.amazonaws.com")
