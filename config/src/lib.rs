@@ -190,6 +190,12 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
     let text = std::fs::read_to_string(path).map_err(|error| {
         Problems(vec![Problem::in_file(path, format!("cannot read config file: {}", raw::describe_io(&error)))])
     })?;
+    load_text(path, &text)
+}
+
+/// [`load`] of a config file already read: `path` names it in problems and
+/// anchors the relative paths inside it.
+fn load_text(path: &Path, text: &str) -> Result<Config, Problems> {
     let folder_as_given = path.parent().unwrap_or(Path::new("")).to_path_buf();
     let folder = if folder_as_given.as_os_str().is_empty() {
         std::path::absolute(".")
@@ -197,13 +203,36 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
         std::path::absolute(&folder_as_given)
     }
     .unwrap_or_else(|_| folder_as_given.clone());
-    let mut loader = Loader { ctx: FileCtx::new(path, &text), folder, folder_as_given, other_files: Vec::new() };
+    let mut loader = Loader { ctx: FileCtx::new(path, text), folder, folder_as_given, other_files: Vec::new() };
     let config = loader.load(path);
     let mut problems = loader.ctx.finish();
     problems.extend(loader.other_files);
     match config {
         Some(config) if problems.is_empty() => Ok(config),
         _ => Err(Problems(problems)),
+    }
+}
+
+/// Entry points for the `cargo fuzz` targets in `fuzz/` (not an API): the
+/// real parsers on text held in memory.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    use super::{Catalog, Config, Problem, Problems};
+
+    /// Where the fuzzed config file pretends to live: a folder that does
+    /// not exist, so the files it names are never found (nor read).
+    pub const CONFIG_PATH: &str = "/nonexistent/accessgraph-fuzz/accessgraph.toml";
+
+    /// A config file's text, loaded and validated as [`super::load`] does.
+    pub fn config(text: &str) -> Result<Config, Problems> {
+        super::load_text(Path::new(CONFIG_PATH), text)
+    }
+
+    /// A catalog file's text (`agents.toml`).
+    pub fn catalog(text: &str) -> (Catalog, Vec<Problem>) {
+        super::catalog::parse_catalog(Path::new("agents.toml"), text)
     }
 }
 

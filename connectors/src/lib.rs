@@ -8,6 +8,8 @@ pub mod aws_iam;
 pub mod cache;
 pub mod connector;
 mod fragment;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod github;
 pub mod http;
 pub mod openai;

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) use client::decode_json;
 pub use client::{ClientOptions, HttpClient, SensitiveHeaders};
+pub(crate) use error::error_message;
 pub use error::{HttpError, redact_url};
 pub use headers::{RateLimitInfo, parse_go_duration, parse_link_next, parse_rate_limit, parse_retry_after};
 pub use paging::{CursorPage, ScimListResponse};

@@ -1,0 +1,8 @@
+//! IAM wildcard matching: pattern, NUL, text.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = accessgraph_connectors::fuzzing::aws_iam_glob(data);
+});
