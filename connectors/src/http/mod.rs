@@ -31,6 +31,7 @@ pub(crate) use client::decode_json;
 pub use client::{ClientOptions, HttpClient, SensitiveHeaders};
 pub use error::{HttpError, redact_url};
 pub use headers::{RateLimitInfo, parse_go_duration, parse_link_next, parse_rate_limit, parse_retry_after};
+pub(crate) use paging::LinkPager;
 pub use paging::{CursorPage, ScimListResponse};
 pub use reqwest::Method;
 pub use retry::full_jitter;
