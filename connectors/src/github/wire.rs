@@ -622,7 +622,7 @@ pub struct GraphqlError {
 
 /// A connection's page: `totalCount` tells whether `nodes` is complete.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", bound(deserialize = "T: Deserialize<'de>"))]
 pub struct GqlConnection<T> {
     /// Items in the whole connection.
     #[serde(default)]
