@@ -197,7 +197,11 @@ async fn github_second_scan_is_answered_from_the_etag_cache() {
     // branch's protection and rulesets (no more 404 per unprotected branch).
     let unconditional: Vec<String> =
         again.iter().filter(|r| !r.headers.contains_key("if-none-match")).map(|r| r.url.path().to_string()).collect();
-    assert_eq!(unconditional, vec!["/app/installations/4242/access_tokens", "/rate_limit", "/graphql"], "{unconditional:?}");
+    assert_eq!(
+        unconditional,
+        vec!["/app/installations/4242/access_tokens", "/rate_limit", "/graphql"],
+        "{unconditional:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,8 +26,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::wire::{
-    Actors, AppRef, BranchProtection, BranchRuleset, Collaborator, CredentialAuthorization, DeployKey, Flag,
-    GqlActor, GqlAllowance, GqlConnection, GqlRepository, GraphqlResponse, Installation, InstallationRecords,
+    Actors, AppRef, BranchProtection, BranchRuleset, Collaborator, CredentialAuthorization, DeployKey, Flag, GqlActor,
+    GqlAllowance, GqlConnection, GqlRepository, GraphqlResponse, Installation, InstallationRecords,
     InstallationRepositories, InstallationToken, Installations, Login, OrgRecords, Organization, OrganizationSecrets,
     PatGrant, PatRecords, Protection, RateLimitOverview, RepoRecords, Repository, RepositorySecrets, RequiredReviews,
     Ruleset, Team, TeamRecords, TeamRef, User,
@@ -215,7 +215,8 @@ impl GithubClient {
             Some(answers) => repos.into_iter().zip(answers).collect(),
             None => repos.into_iter().map(|repo| (repo, None)).collect(),
         };
-        let repos = self.each(repos, |client, (repo, rules)| async move { client.repo_records(repo, rules).await }).await?;
+        let repos =
+            self.each(repos, |client, (repo, rules)| async move { client.repo_records(repo, rules).await }).await?;
 
         let installations = self.installations(&org_path).await?;
         let pats = self.pats(&org_path).await?;
@@ -367,7 +368,10 @@ impl GithubClient {
                     "github: GraphQL is not available; reading branch protection through REST \
                      (one more request per repository) and repository rulesets not at all"
                 );
-                self.skip("GraphQL (branch protection read through REST; repository rulesets not read)", &self.inner.org);
+                self.skip(
+                    "GraphQL (branch protection read through REST; repository rulesets not read)",
+                    &self.inner.org,
+                );
                 return Ok(None);
             }
             Err(err) => return Err(err),
@@ -398,19 +402,27 @@ impl GithubClient {
         let failure = |message: String| HttpError::Other {
             url: response.url.clone(),
             status: response.status,
-            message: format!("GraphQL query `{GRAPHQL_QUERY_NAME}` ({} repositories: {span}) failed: {message}", repos.len()),
+            message: format!(
+                "GraphQL query `{GRAPHQL_QUERY_NAME}` ({} repositories: {span}) failed: {message}",
+                repos.len()
+            ),
         };
         let mut denied: HashSet<String> = HashSet::new();
         let mut fatal: Vec<String> = Vec::new();
         for error in &answer.errors {
-            let alias = error.path.first().and_then(serde_json::Value::as_str).filter(|a| alias_index(a).is_some_and(|i| i < repos.len()));
+            let alias = error
+                .path
+                .first()
+                .and_then(serde_json::Value::as_str)
+                .filter(|a| alias_index(a).is_some_and(|i| i < repos.len()));
             match (alias, error.kind.as_deref()) {
                 (Some(alias), Some("FORBIDDEN" | "NOT_FOUND")) => {
                     denied.insert(alias.to_string());
                 }
                 _ => {
                     let kind = error.kind.as_deref().unwrap_or("ERROR");
-                    let path: Vec<String> = error.path.iter().map(|p| p.to_string().trim_matches('"').to_string()).collect();
+                    let path: Vec<String> =
+                        error.path.iter().map(|p| p.to_string().trim_matches('"').to_string()).collect();
                     fatal.push(if path.is_empty() {
                         format!("[{kind}] {}", error.message)
                     } else {
@@ -460,7 +472,11 @@ impl GithubClient {
         let path = format!("{org_path}/rulesets");
         let listing = self.list::<Ruleset>(&path, &[("targets", "branch")]);
         let Some(list) = self
-            .optional("organization rulesets through REST (needs admin:org, or Administration: write on the organization)", &self.inner.org, listing)
+            .optional(
+                "organization rulesets through REST (needs admin:org, or Administration: write on the organization)",
+                &self.inner.org,
+                listing,
+            )
             .await?
         else {
             return Ok(None);
@@ -790,8 +806,10 @@ fn branch_rules_body(repos: &[Repository]) -> Result<Vec<u8>, HttpError> {
         query: &'a str,
         variables: serde_json::Map<String, serde_json::Value>,
     }
-    serde_json::to_vec(&Body { query: &query, variables })
-        .map_err(|e| HttpError::Invalid { url: "graphql".to_string(), message: format!("cannot encode the query: {e}") })
+    serde_json::to_vec(&Body { query: &query, variables }).map_err(|e| HttpError::Invalid {
+        url: "graphql".to_string(),
+        message: format!("cannot encode the query: {e}"),
+    })
 }
 
 /// `r17` → 17.

@@ -343,7 +343,11 @@ async fn github_graphql_unavailable_falls_back_to_rest() {
     ]);
     setup
         .mock
-        .mount_first(&Route::get("/orgs/acme/rulesets/9311"), Reply::json(serde_json::to_vec(&ruleset).expect("json")), None)
+        .mount_first(
+            &Route::get("/orgs/acme/rulesets/9311"),
+            Reply::json(serde_json::to_vec(&ruleset).expect("json")),
+            None,
+        )
         .await;
     let connector = connector(&setup.settings);
     let fragment = connector.sync().await.expect("sync through REST");
@@ -731,8 +735,7 @@ mod bypass {
         assert_eq!(with(&[], &[]), everyone, "no target: applies nowhere");
         // The repository condition: `pay*` but not `payroll`.
         let mut elsewhere = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], team_and_owners());
-        elsewhere.repositories =
-            Some(RepositoryTarget::Names { include: vec!["web*".into()], exclude: Vec::new() });
+        elsewhere.repositories = Some(RepositoryTarget::Names { include: vec!["web*".into()], exclude: Vec::new() });
         assert_eq!(who_org(Protection::Unprotected, elsewhere), everyone);
         let mut by_id = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], team_and_owners());
         by_id.repositories = Some(RepositoryTarget::Ids(vec![42001]));
@@ -754,7 +757,8 @@ mod bypass {
         let ruleset = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], admins);
         assert_eq!(who_org(classic(), ruleset), set(&["org_role:owner", "user:ann"]));
         // Role 4 is `write` (GitHub's ids are not in permission order).
-        let writers = serde_json::json!([{"actor_id": 4, "actor_type": "RepositoryRole", "bypass_mode": "pull_request"}]);
+        let writers =
+            serde_json::json!([{"actor_id": 4, "actor_type": "RepositoryRole", "bypass_mode": "pull_request"}]);
         let ruleset = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], writers);
         assert_eq!(who_org(Protection::Unprotected, ruleset), set(&["org_role:owner", "user:ann", "user:wendy"]));
         // An owner's exemption reaches the owner through the owners group.
@@ -792,8 +796,9 @@ mod bypass {
             None,
             Some(vec![rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], keys)]),
         );
-        let key: DeployKey =
-            serde_json::from_slice::<Vec<DeployKey>>(&fixture(&dir(), "repo-payments-keys.json")).expect("keys").remove(0);
+        let key: DeployKey = serde_json::from_slice::<Vec<DeployKey>>(&fixture(&dir(), "repo-payments-keys.json"))
+            .expect("keys")
+            .remove(0);
         records.repos[0].deploy_keys = Some(vec![key]);
         let fragment = map(S, &records).expect("map");
         assert_eq!(bypassers(&fragment, "gh:branch:acme/payments@main"), set(&["deploy_key_holder:5501"]));

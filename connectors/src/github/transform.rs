@@ -724,7 +724,13 @@ impl Directory {
     /// The node ids a ruleset's bypass actors stand for on one repository;
     /// `None` when one of them cannot be resolved (a custom role known only
     /// by id, an actor type this build does not know).
-    fn resolve(&self, b: &Builder<'_>, repo: &RepoRecords, repo_id: &str, actors: &[Bypass]) -> Option<BTreeSet<String>> {
+    fn resolve(
+        &self,
+        b: &Builder<'_>,
+        repo: &RepoRecords,
+        repo_id: &str,
+        actors: &[Bypass],
+    ) -> Option<BTreeSet<String>> {
         let mut exempt = BTreeSet::new();
         for actor in actors {
             match actor {

@@ -545,8 +545,7 @@ impl BranchRuleset {
     /// From the REST shape.
     pub fn from_rest(ruleset: &Ruleset) -> BranchRuleset {
         let conditions = ruleset.conditions.clone().unwrap_or_default();
-        let (ref_include, ref_exclude) =
-            conditions.ref_name.map(|p| (p.include, p.exclude)).unwrap_or_default();
+        let (ref_include, ref_exclude) = conditions.ref_name.map(|p| (p.include, p.exclude)).unwrap_or_default();
         let repositories = if let Some(names) = conditions.repository_name {
             Some(RepositoryTarget::Names { include: names.include, exclude: names.exclude })
         } else if let Some(ids) = conditions.repository_id {
@@ -832,15 +831,14 @@ impl GqlRuleset {
             .map(|p| (p.include, p.exclude))
             .unwrap_or_default();
         let rules = self.rules.as_ref();
-        let approvals = rules.into_iter().flat_map(|c| c.nodes.iter().flatten()).filter(|r| r.kind == "PULL_REQUEST").map(
-            |r| {
+        let approvals =
+            rules.into_iter().flat_map(|c| c.nodes.iter().flatten()).filter(|r| r.kind == "PULL_REQUEST").map(|r| {
                 r.parameters
                     .as_ref()
                     .and_then(|p| p.get("requiredApprovingReviewCount"))
                     .and_then(serde_json::Value::as_u64)
                     .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
-            },
-        );
+            });
         let bypass = self.bypass_actors.as_ref().filter(|c| c.complete()).map(|c| {
             c.nodes
                 .iter()
