@@ -292,7 +292,7 @@ impl GithubClient {
             self.optional("deploy keys", &full_name, self.list::<DeployKey>(&format!("{base}/keys"), &[])).await?
         };
         let protection = match (&repo.default_branch, repo.archived) {
-            (Some(branch), false) => match rules.as_ref().and_then(|g| graphql_protection(g)) {
+            (Some(branch), false) => match rules.as_ref().and_then(graphql_protection) {
                 Some(protection) => protection,
                 None => self.rest_protection(&base, branch, &full_name).await?,
             },
@@ -823,8 +823,9 @@ fn alias_index(alias: &str) -> Option<usize> {
 /// lists longer than one page. REST decides then.
 pub fn graphql_protection(repo: &GqlRepository) -> Option<Protection> {
     let Some(branch) = &repo.default_branch_ref else {
-        // An empty repository: the first push lands unreviewed.
-        return Some(Protection::Unprotected);
+        // An empty repository (the first push lands unreviewed), unless the
+        // credential may simply not read refs.
+        return repo.viewer_can_administer.then_some(Protection::Unprotected);
     };
     let Some(rule) = &branch.branch_protection_rule else {
         return repo.viewer_can_administer.then_some(Protection::Unprotected);
