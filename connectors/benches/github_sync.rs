@@ -10,9 +10,11 @@
 //!
 //!     cargo bench -p accessgraph-connectors --bench github_sync
 //!
-//! Two organizations: every default branch protected, and 30% unprotected
-//! (GitHub answers an unprotected branch with a 404, which carries no ETag
-//! and so is counted on every sync).
+//! Three runs: every default branch protected; 30% unprotected; and 30%
+//! unprotected without a GraphQL endpoint (the REST fallback, where GitHub
+//! answers an unprotected branch with a 404, which carries no ETag and so is
+//! counted on every sync). The mock answers the connector's batched GraphQL
+//! query (`POST /graphql`) per repository, like GitHub.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,13 +43,41 @@ const PAGE: usize = 100;
 const TOKEN: &str = "ghp_benchToken000000000000000000000000";
 const ORG_ID: u64 = 9001;
 
-/// Every route of the organization, by `path?sorted-query` (no `per_page`).
+/// Every route of the organization, by `path?sorted-query` (no `per_page`),
+/// and the GraphQL answers per repository.
 struct Org {
     routes: HashMap<String, Reply>,
+    /// Repository name → its part of a `BranchRules` answer (empty: no
+    /// GraphQL endpoint, as on a GitHub Enterprise Server without it).
+    graphql: HashMap<String, Value>,
+}
+
+impl Org {
+    /// Answers the connector's batched query: one aliased repository per
+    /// `$nN` variable, as GitHub would.
+    fn graphql(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let query = body["query"].as_str().unwrap_or_default();
+        let mut data = serde_json::Map::new();
+        if query.starts_with("query ") {
+            for (key, value) in body["variables"].as_object().into_iter().flatten() {
+                let Some(index) = key.strip_prefix('n') else { continue };
+                let name = value.as_str().unwrap_or_default();
+                data.insert(format!("r{index}"), self.graphql.get(name).cloned().unwrap_or(Value::Null));
+            }
+        }
+        let mut reply = Reply::json(serde_json::to_vec(&json!({ "data": data })).expect("json"));
+        reply.etag = false;
+        reply.auth = Builder::auth();
+        reply.respond(request)
+    }
 }
 
 impl Respond for Org {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        if request.method.as_str() == "POST" && request.url.path() == "/graphql" && !self.graphql.is_empty() {
+            return self.graphql(request);
+        }
         let mut pairs: Vec<(String, String)> = request
             .url
             .query_pairs()
@@ -154,7 +184,7 @@ impl Builder {
     }
 }
 
-fn organization(base: &str, unprotected_share: f64) -> Org {
+fn organization(base: &str, unprotected_share: f64, with_graphql: bool) -> Org {
     let mut b = Builder { base: base.to_string(), routes: HashMap::new() };
     let dir = fixtures_dir(env!("CARGO_MANIFEST_DIR"));
     let raw = |name: &str| -> Value { serde_json::from_slice(&fixture(&dir, name)).expect("fixture") };
@@ -192,6 +222,10 @@ fn organization(base: &str, unprotected_share: f64) -> Org {
     let key = template("repo-payments-keys.json", 0);
     let protection = raw("repo-payments-protection.json");
     let secrets = raw("repo-payments-secrets.json");
+    // GraphQL: payments' answer (classic rule, its own ruleset and the
+    // organization's) as the template of a protected repository.
+    let graphql_template = raw("graphql-branch-rules.json")["data"]["r0"].clone();
+    let mut graphql = HashMap::new();
     let unprotected_of_ten = (unprotected_share * 10.0).round() as usize;
     for i in 0..REPOS {
         let name = format!("repo{i:04}");
@@ -214,10 +248,18 @@ fn organization(base: &str, unprotected_share: f64) -> Org {
             Vec::new()
         };
         b.paged(&format!("{base}/keys"), &format!("{base}/keys"), &[], &keys);
-        if i % 10 >= unprotected_of_ten {
+        let protected = i % 10 >= unprotected_of_ten;
+        if protected {
             let text = protection.to_string().replace("payments", &name);
             b.json(&format!("{base}/branches/main/protection"), &serde_json::from_str(&text).expect("protection"));
         }
+        let mut answer = graphql_template.clone();
+        answer["nameWithOwner"] = format!("acme/{name}").into();
+        answer["deployKeys"]["totalCount"] = keys.len().into();
+        if !protected {
+            answer["defaultBranchRef"]["branchProtectionRule"] = Value::Null;
+        }
+        graphql.insert(name.clone(), answer);
         b.json(&format!("{base}/actions/secrets"), &secrets);
     }
     b.json("/orgs/acme/installations", &raw("installations.json"));
@@ -226,7 +268,16 @@ fn organization(base: &str, unprotected_share: f64) -> Org {
     b.json("/orgs/acme/personal-access-tokens/25401/repositories", &Value::Array(vec![repos[0].clone()]));
     b.json("/orgs/acme/credential-authorizations", &raw("credential-authorizations.json"));
     b.json("/orgs/acme/actions/secrets", &raw("org-secrets.json"));
-    Org { routes: b.routes }
+    let rulesets = raw("org-rulesets.json");
+    b.paged("/orgs/acme/rulesets", "/orgs/acme/rulesets", &[("targets", "branch")], rulesets.as_array().expect("list"));
+    for ruleset in rulesets.as_array().expect("list") {
+        let id = ruleset["id"].as_u64().expect("id");
+        b.json(&format!("/orgs/acme/rulesets/{id}"), &raw(&format!("org-ruleset-{id}.json")));
+    }
+    if !with_graphql {
+        graphql.clear();
+    }
+    Org { routes: b.routes, graphql }
 }
 
 fn peak_rss_kib() -> u64 {
@@ -292,9 +343,9 @@ fn print(label: &str, p: &Phase) {
     );
 }
 
-async fn scenario(title: &str, unprotected_share: f64) {
+async fn scenario(title: &str, unprotected_share: f64, with_graphql: bool) {
     let server = MockServer::builder().disable_request_recording().start().await;
-    Mock::given(any()).respond_with(organization(&server.uri(), unprotected_share)).mount(&server).await;
+    Mock::given(any()).respond_with(organization(&server.uri(), unprotected_share, with_graphql)).mount(&server).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let token = dir.path().join("token");
     std::fs::write(&token, TOKEN).expect("token");
@@ -331,7 +382,9 @@ fn main() {
              a deploy key on every 10th; concurrency {}",
             Tuning::default().concurrency
         );
-        scenario("Every default branch protected:", 0.0).await;
-        scenario("30% of default branches unprotected (404, no ETag):", 0.3).await;
+        scenario("Every default branch protected:", 0.0, true).await;
+        scenario("30% of default branches unprotected:", 0.3, true).await;
+        scenario("30% unprotected, no GraphQL endpoint (REST fallback; each unprotected branch a 404):", 0.3, false)
+            .await;
     });
 }

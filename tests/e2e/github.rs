@@ -193,12 +193,13 @@ async fn github_second_scan_is_answered_from_the_etag_cache() {
     assert_eq!(again.len(), before, "the same requests, conditionally");
     // Everything GitHub sent an ETag for went out with If-None-Match (and
     // came back 304, free); the rest: the installation token, /rate_limit
-    // (free too) and the unprotected branch's 404.
+    // (free too) and the one GraphQL query that reads every default
+    // branch's protection and rulesets (no more 404 per unprotected branch).
     let unconditional: Vec<String> =
         again.iter().filter(|r| !r.headers.contains_key("if-none-match")).map(|r| r.url.path().to_string()).collect();
     assert_eq!(
         unconditional,
-        vec!["/app/installations/4242/access_tokens", "/rate_limit", "/repos/acme/website/branches/main/protection"],
+        vec!["/app/installations/4242/access_tokens", "/rate_limit", "/graphql"],
         "{unconditional:?}"
     );
 }

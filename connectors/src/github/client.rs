@@ -26,13 +26,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::wire::{
-    BranchProtection, Collaborator, CredentialAuthorization, DeployKey, Installation, InstallationRecords,
-    InstallationRepositories, InstallationToken, Installations, OrgRecords, Organization, OrganizationSecrets,
-    PatGrant, PatRecords, Protection, RateLimitOverview, RepoRecords, Repository, RepositorySecrets, Team, TeamRecords,
-    User,
+    Actors, AppRef, BranchProtection, BranchRuleset, Collaborator, CredentialAuthorization, DeployKey, Flag, GqlActor,
+    GqlAllowance, GqlConnection, GqlRepository, GraphqlResponse, Installation, InstallationRecords,
+    InstallationRepositories, InstallationToken, Installations, Login, OrgRecords, Organization, OrganizationSecrets,
+    PatGrant, PatRecords, Protection, RateLimitOverview, RepoRecords, Repository, RepositorySecrets, RequiredReviews,
+    Ruleset, Team, TeamRecords, TeamRef, User,
 };
 use crate::cache::{CachedResponse, ResponseCache};
-use crate::http::{HttpClient, HttpError, HttpStats, Method, decode_json, parse_link_next, path_segment};
+use crate::http::{HttpClient, HttpError, HttpStats, LinkPager, Method, decode_json, path_segment};
 
 /// Largest page GitHub serves.
 const PER_PAGE: &str = "100";
@@ -128,6 +129,9 @@ pub struct GithubClient {
 struct Inner {
     http: HttpClient,
     org: String,
+    /// `{base}/graphql`, or `https://HOST/api/graphql` on GitHub Enterprise
+    /// Server (see [`graphql_endpoint`]).
+    graphql_url: String,
     auth: Auth,
     cache: Option<Arc<dyn ResponseCache>>,
     concurrency: usize,
@@ -152,10 +156,12 @@ impl GithubClient {
         cache: Option<Arc<dyn ResponseCache>>,
         concurrency: usize,
     ) -> GithubClient {
+        let graphql_url = graphql_endpoint(http.options().base_url.as_deref().unwrap_or(DEFAULT_API));
         GithubClient {
             inner: Arc::new(Inner {
                 http,
                 org: org.into(),
+                graphql_url,
                 auth,
                 cache,
                 concurrency: concurrency.max(1),
@@ -204,7 +210,13 @@ impl GithubClient {
         let teams = self.each(teams, |client, team| async move { client.team_records(team).await }).await?;
 
         let repos: Vec<Repository> = self.list(&format!("{org_path}/repos"), &[("type", "all")]).await?;
-        let repos = self.each(repos, |client, repo| async move { client.repo_records(repo).await }).await?;
+        let branch_rules = self.branch_rules(&repos).await?;
+        let repos: Vec<(Repository, Option<GqlRepository>)> = match branch_rules {
+            Some(answers) => repos.into_iter().zip(answers).collect(),
+            None => repos.into_iter().map(|repo| (repo, None)).collect(),
+        };
+        let repos =
+            self.each(repos, |client, (repo, rules)| async move { client.repo_records(repo, rules).await }).await?;
 
         let installations = self.installations(&org_path).await?;
         let pats = self.pats(&org_path).await?;
@@ -222,6 +234,7 @@ impl GithubClient {
                 self.list_map(&format!("{org_path}/actions/secrets"), &[], |page: OrganizationSecrets| page.secrets),
             )
             .await?;
+        let org_rulesets = self.org_rulesets(&org_path).await?;
         Ok(OrgRecords {
             org,
             owners,
@@ -233,6 +246,7 @@ impl GithubClient {
             pats,
             credential_authorizations,
             org_secrets,
+            org_rulesets,
         })
     }
 
@@ -252,7 +266,12 @@ impl GithubClient {
         Ok(TeamRecords { team, members, maintainers, repos })
     }
 
-    async fn repo_records(&self, repo: Repository) -> Result<RepoRecords, HttpError> {
+    /// One repository's per-repository listings. `rules` is what the
+    /// batched GraphQL query read of it (`None`: GraphQL unavailable or
+    /// denied for it): its default branch's protection and rulesets, and
+    /// the number of deploy keys, so that the keys are listed only where
+    /// there are some.
+    async fn repo_records(&self, repo: Repository, rules: Option<GqlRepository>) -> Result<RepoRecords, HttpError> {
         let full_name = repo.full_name.clone();
         let base = format!("repos/{}/{}", path_segment(&repo.owner.login), path_segment(&repo.name));
         let collaborators = self
@@ -262,25 +281,45 @@ impl GithubClient {
                 self.list::<Collaborator>(&format!("{base}/collaborators"), &[("affiliation", "direct")]),
             )
             .await?;
-        let deploy_keys =
-            self.optional("deploy keys", &full_name, self.list::<DeployKey>(&format!("{base}/keys"), &[])).await?;
+        // GraphQL's count is trusted when the credential administers the
+        // repository (it sees every key); otherwise the listing decides.
+        let no_keys = rules
+            .as_ref()
+            .is_some_and(|g| g.viewer_can_administer && g.deploy_keys.is_some_and(|keys| keys.total_count == 0));
+        let deploy_keys = if no_keys {
+            Some(Vec::new())
+        } else {
+            self.optional("deploy keys", &full_name, self.list::<DeployKey>(&format!("{base}/keys"), &[])).await?
+        };
         let protection = match (&repo.default_branch, repo.archived) {
-            (Some(branch), false) => {
-                let path = format!("{base}/branches/{}/protection", path_segment(branch));
-                match self.get::<BranchProtection>(&path).await {
-                    Ok(protection) => Protection::Protected(protection),
-                    // GitHub's answer for a branch without a rule ("Branch
-                    // not protected") and for an empty repository.
-                    Err(HttpError::NotFound { .. }) => Protection::Unprotected,
-                    Err(HttpError::Permission { .. }) => {
-                        self.skip("branch protection (needs admin on the repository)", &full_name);
-                        Protection::Unknown
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
+            (Some(branch), false) => match rules.as_ref().and_then(graphql_protection) {
+                Some(protection) => protection,
+                None => self.rest_protection(&base, branch, &full_name).await?,
+            },
             _ => Protection::NotApplicable,
         };
+        let rulesets = rules.as_ref().and_then(|g| {
+            let connection = g.rulesets.as_ref()?;
+            if !connection.complete() {
+                self.skip("rulesets beyond the first 10 of a repository (more protection may apply)", &full_name);
+            }
+            Some(
+                connection
+                    .nodes
+                    .iter()
+                    .flatten()
+                    .map(|ruleset| {
+                        let mut view = ruleset.to_branch_ruleset();
+                        // Bypass actors are shown only to those who may edit
+                        // the ruleset: an empty list proves nothing then.
+                        if !g.viewer_can_administer && view.bypass.as_ref().is_some_and(Vec::is_empty) {
+                            view.bypass = None;
+                        }
+                        view
+                    })
+                    .collect(),
+            )
+        });
         let secrets = self
             .optional(
                 "repository Actions secrets",
@@ -288,7 +327,171 @@ impl GithubClient {
                 self.list_map(&format!("{base}/actions/secrets"), &[], |page: RepositorySecrets| page.secrets),
             )
             .await?;
-        Ok(RepoRecords { repo, collaborators, deploy_keys, protection, secrets })
+        Ok(RepoRecords { repo, collaborators, deploy_keys, protection, secrets, rulesets })
+    }
+
+    /// The default branch's classic protection through REST: one request
+    /// per repository, and a 404 (no ETag) for every unprotected branch.
+    async fn rest_protection(&self, base: &str, branch: &str, full_name: &str) -> Result<Protection, HttpError> {
+        let path = format!("{base}/branches/{}/protection", path_segment(branch));
+        match self.get::<BranchProtection>(&path).await {
+            Ok(protection) => Ok(Protection::Protected(protection)),
+            // GitHub's answer for a branch without a rule ("Branch not
+            // protected") and for an empty repository.
+            Err(HttpError::NotFound { .. }) => Ok(Protection::Unprotected),
+            Err(HttpError::Permission { .. }) => {
+                self.skip("branch protection (needs admin on the repository)", full_name);
+                Ok(Protection::Unknown)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Default-branch protection, rulesets and deploy-key counts of every
+    /// repository, 100 repositories per GraphQL query; answers in the
+    /// repositories' order (`None` for one GraphQL would not answer for).
+    /// `None` as a whole when GraphQL is unavailable (404/403, as on some
+    /// GitHub Enterprise Server set-ups): the REST endpoints are used then,
+    /// with a warning.
+    async fn branch_rules(&self, repos: &[Repository]) -> Result<Option<Vec<Option<GqlRepository>>>, HttpError> {
+        let mut chunks: Vec<Vec<Repository>> = repos.chunks(GRAPHQL_BATCH).map(<[Repository]>::to_vec).collect();
+        if chunks.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let first = chunks.remove(0);
+        let mut answers = match self.branch_rules_query(&first).await {
+            Ok(answers) => answers,
+            Err(err @ (HttpError::NotFound { .. } | HttpError::Permission { .. })) => {
+                tracing::warn!(
+                    endpoint = %self.inner.http.show(&self.inner.graphql_url),
+                    error = %err,
+                    "github: GraphQL is not available; reading branch protection through REST \
+                     (one more request per repository) and repository rulesets not at all"
+                );
+                self.skip(
+                    "GraphQL (branch protection read through REST; repository rulesets not read)",
+                    &self.inner.org,
+                );
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+        };
+        let rest = self.each(chunks, |client, chunk| async move { client.branch_rules_query(&chunk).await }).await?;
+        answers.extend(rest.into_iter().flatten());
+        Ok(Some(answers))
+    }
+
+    /// One GraphQL query for up to [`GRAPHQL_BATCH`] repositories. An error
+    /// GitHub scopes to one repository (`FORBIDDEN`, `NOT_FOUND`) leaves that
+    /// repository to REST; any other error fails the sync, naming the query
+    /// and GitHub's message.
+    async fn branch_rules_query(&self, repos: &[Repository]) -> Result<Vec<Option<GqlRepository>>, HttpError> {
+        let body = branch_rules_body(repos)?;
+        let auth = self.auth_headers().await?;
+        let headers: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response =
+            self.inner.http.send_bytes_with_headers(Method::POST, &self.inner.graphql_url, &body, &headers).await?;
+        self.inner.bytes.fetch_add(response.body.len() as u64, Ordering::Relaxed);
+        let answer: GraphqlResponse<BTreeMap<String, Option<GqlRepository>>> =
+            decode_json(&response.url, &response.body)?;
+        let span = match (repos.first(), repos.last()) {
+            (Some(first), Some(last)) if repos.len() > 1 => format!("{} … {}", first.full_name, last.full_name),
+            (Some(first), _) => first.full_name.clone(),
+            _ => String::new(),
+        };
+        let failure = |message: String| HttpError::Other {
+            url: response.url.clone(),
+            status: response.status,
+            message: format!(
+                "GraphQL query `{GRAPHQL_QUERY_NAME}` ({} repositories: {span}) failed: {message}",
+                repos.len()
+            ),
+        };
+        let mut denied: HashSet<String> = HashSet::new();
+        let mut fatal: Vec<String> = Vec::new();
+        for error in &answer.errors {
+            let alias = error
+                .path
+                .first()
+                .and_then(serde_json::Value::as_str)
+                .filter(|a| alias_index(a).is_some_and(|i| i < repos.len()));
+            match (alias, error.kind.as_deref()) {
+                (Some(alias), Some("FORBIDDEN" | "NOT_FOUND")) => {
+                    denied.insert(alias.to_string());
+                }
+                _ => {
+                    let kind = error.kind.as_deref().unwrap_or("ERROR");
+                    let path: Vec<String> =
+                        error.path.iter().map(|p| p.to_string().trim_matches('"').to_string()).collect();
+                    fatal.push(if path.is_empty() {
+                        format!("[{kind}] {}", error.message)
+                    } else {
+                        format!("[{kind}] {} (at {})", error.message, path.join("."))
+                    });
+                }
+            }
+        }
+        if !fatal.is_empty() {
+            return Err(failure(fatal.join("; ")));
+        }
+        let Some(mut data) = answer.data else {
+            return Err(failure("no data".to_string()));
+        };
+        let mut out = Vec::with_capacity(repos.len());
+        for (i, repo) in repos.iter().enumerate() {
+            let alias = format!("r{i}");
+            let value = data.remove(&alias).flatten();
+            match value {
+                Some(found) if denied.contains(&alias) => {
+                    // Partly denied: what GitHub did answer may be incomplete.
+                    drop(found);
+                    self.skip("branch rules through GraphQL (denied; read through REST)", &repo.full_name);
+                    out.push(None);
+                }
+                Some(found) if found.name_with_owner.eq_ignore_ascii_case(&repo.full_name) => out.push(Some(found)),
+                Some(found) => {
+                    return Err(failure(format!(
+                        "alias {alias} answered for {} instead of {}",
+                        found.name_with_owner, repo.full_name
+                    )));
+                }
+                None => {
+                    // Not visible: never read as "unprotected".
+                    self.skip("branch rules through GraphQL (denied; read through REST)", &repo.full_name);
+                    out.push(None);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The organization's branch rulesets through REST, each read in full
+    /// (the listing has no conditions, rules or bypass actors). Every page
+    /// goes through the ETag cache: an unchanged re-sync costs only 304s.
+    async fn org_rulesets(&self, org_path: &str) -> Result<Option<Vec<BranchRuleset>>, HttpError> {
+        let path = format!("{org_path}/rulesets");
+        let listing = self.list::<Ruleset>(&path, &[("targets", "branch")]);
+        let Some(list) = self
+            .optional(
+                "organization rulesets through REST (needs admin:org, or Administration: write on the organization)",
+                &self.inner.org,
+                listing,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let org_path = org_path.to_string();
+        let details = self
+            .each(list, move |client, ruleset: Ruleset| {
+                let path = format!("{org_path}/rulesets/{}", ruleset.id);
+                async move {
+                    let subject = ruleset.name.clone();
+                    client.optional("organization ruleset details", &subject, client.get::<Ruleset>(&path)).await
+                }
+            })
+            .await?;
+        Ok(Some(details.iter().flatten().map(BranchRuleset::from_rest).collect()))
     }
 
     async fn installations(&self, org_path: &str) -> Result<Option<Vec<InstallationRecords>>, HttpError> {
@@ -463,10 +666,9 @@ impl GithubClient {
     }
 
     /// Every item of a `Link`-paged listing whose pages are `P` (wrapped
-    /// listings such as `{ "total_count", "secrets": [...] }`).
-    ///
-    /// Next links are followed verbatim but must stay on the first
-    /// request's origin (our token goes with them), and may not repeat.
+    /// listings such as `{ "total_count", "secrets": [...] }`), each page
+    /// through the ETag cache. Paging guards (page limit, same origin, no
+    /// repeated page) are the shared layer's [`LinkPager`].
     async fn list_map<P, T, F>(&self, path: &str, query: &[(&str, &str)], items_of: F) -> Result<Vec<T>, HttpError>
     where
         P: DeserializeOwned,
@@ -474,44 +676,17 @@ impl GithubClient {
     {
         let mut full_query = query.to_vec();
         full_query.push(("per_page", PER_PAGE));
-        let first = self.inner.http.resolve(path, &full_query)?;
-        let listing = self.inner.http.show(first.as_str());
-        let mut url = first.clone();
-        let mut seen = HashSet::from([first.to_string()]);
+        let http = &self.inner.http;
+        let mut pager = LinkPager::new(http, path, &full_query)?;
         let mut items = Vec::new();
-        let mut pages: u32 = 0;
-        loop {
-            pages += 1;
-            if pages > self.inner.http.max_pages() {
-                return Err(HttpError::Pagination { url: listing, message: format!("more than {} pages", pages - 1) });
-            }
+        while let Some(url) = pager.next_page(http)? {
             let (page, link) = self.fetch::<P>(url.as_str()).await?;
             let page_items = items_of(page);
             if page_items.is_empty() {
                 break;
             }
             items.extend(page_items);
-            let Some(next) = link.as_deref().and_then(parse_link_next) else { break };
-            let next_url = url.join(&next).map_err(|e| HttpError::Pagination {
-                url: listing.clone(),
-                message: format!("invalid next link: {e}"),
-            })?;
-            if next_url.origin() != first.origin() {
-                return Err(HttpError::Pagination {
-                    url: listing,
-                    message: format!(
-                        "next link points to another origin ({})",
-                        self.inner.http.show(next_url.as_str())
-                    ),
-                });
-            }
-            if !seen.insert(next_url.to_string()) {
-                return Err(HttpError::Pagination {
-                    url: listing,
-                    message: format!("server returned next link to page {pages} again"),
-                });
-            }
-            url = next_url;
+            pager.follow(http, link.as_deref())?;
         }
         Ok(items)
     }
@@ -569,4 +744,114 @@ impl GithubClient {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Counters and key sets stay valid whatever panicked while holding them.
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// github.com's API, when no `base_url` is set.
+const DEFAULT_API: &str = "https://api.github.com";
+
+/// Repositories per GraphQL query: GitHub's page size, and far below its
+/// 500,000-node limit with the connection sizes of [`BRANCH_RULES_FRAGMENT`].
+pub const GRAPHQL_BATCH: usize = 100;
+
+/// The operation name, in errors and in the query itself.
+const GRAPHQL_QUERY_NAME: &str = "BranchRules";
+
+/// What the batched query reads of each repository. Connection sizes keep
+/// a query of 100 repositories near 25 rate-limit points; a truncated
+/// connection is detected through `totalCount` and read conservatively.
+pub const BRANCH_RULES_FRAGMENT: &str = "fragment BranchRules on Repository { nameWithOwner viewerCanAdminister \
+deployKeys { totalCount } \
+defaultBranchRef { name branchProtectionRule { pattern requiresApprovingReviews requiredApprovingReviewCount \
+isAdminEnforced restrictsPushes lockBranch \
+bypassPullRequestAllowances(first: 100) { totalCount nodes { actor { __typename ... on User { login } ... on Team { slug } ... on App { slug } } } } \
+pushAllowances(first: 100) { totalCount nodes { actor { __typename ... on User { login } ... on Team { slug } ... on App { slug } } } } } } \
+rulesets(first: 10, includeParents: true) { totalCount nodes { databaseId name target enforcement \
+source { __typename } conditions { refName { include exclude } } \
+rules(first: 25) { totalCount nodes { type parameters { __typename ... on PullRequestParameters { requiredApprovingReviewCount } } } } \
+bypassActors(first: 25) { totalCount nodes { bypassMode organizationAdmin deployKey enterpriseOwner \
+repositoryRoleDatabaseId repositoryRoleName actor { __typename ... on App { slug } ... on Team { slug } } } } } } }";
+
+/// The GraphQL endpoint for a REST base URL: GitHub Enterprise Server
+/// serves REST at `https://HOST/api/v3` and GraphQL at
+/// `https://HOST/api/graphql`; github.com (and a proxy or mock with a bare
+/// base) at `{base}/graphql`.
+pub fn graphql_endpoint(base_url: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    match base.strip_suffix("/api/v3") {
+        Some(host) => format!("{host}/api/graphql"),
+        None => format!("{base}/graphql"),
+    }
+}
+
+/// The request body: a read-only `query` (never a mutation) with one
+/// aliased `repository` field per repository, owner and name passed as
+/// variables (never spliced into the document).
+fn branch_rules_body(repos: &[Repository]) -> Result<Vec<u8>, HttpError> {
+    let mut declarations = Vec::with_capacity(repos.len() * 2);
+    let mut fields = Vec::with_capacity(repos.len());
+    let mut variables = serde_json::Map::new();
+    for (i, repo) in repos.iter().enumerate() {
+        declarations.push(format!("$o{i}: String!, $n{i}: String!"));
+        fields.push(format!("r{i}: repository(owner: $o{i}, name: $n{i}) {{ ...BranchRules }}"));
+        variables.insert(format!("o{i}"), repo.owner.login.clone().into());
+        variables.insert(format!("n{i}"), repo.name.clone().into());
+    }
+    let query = format!(
+        "query {GRAPHQL_QUERY_NAME}({}) {{ {} }} {BRANCH_RULES_FRAGMENT}",
+        declarations.join(", "),
+        fields.join(" ")
+    );
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        query: &'a str,
+        variables: serde_json::Map<String, serde_json::Value>,
+    }
+    serde_json::to_vec(&Body { query: &query, variables }).map_err(|e| HttpError::Invalid {
+        url: "graphql".to_string(),
+        message: format!("cannot encode the query: {e}"),
+    })
+}
+
+/// `r17` → 17.
+fn alias_index(alias: &str) -> Option<usize> {
+    alias.strip_prefix('r').and_then(|n| n.parse().ok())
+}
+
+/// The classic rule GraphQL shows, as the REST shape the mapping reads.
+/// `None` when GraphQL cannot settle it: no rule but the credential does
+/// not administer the repository (a rule would be hidden), or allowance
+/// lists longer than one page. REST decides then.
+pub fn graphql_protection(repo: &GqlRepository) -> Option<Protection> {
+    let Some(branch) = &repo.default_branch_ref else {
+        // An empty repository (the first push lands unreviewed), unless the
+        // credential may simply not read refs.
+        return repo.viewer_can_administer.then_some(Protection::Unprotected);
+    };
+    let Some(rule) = &branch.branch_protection_rule else {
+        return repo.viewer_can_administer.then_some(Protection::Unprotected);
+    };
+    if !rule.bypass_pull_request_allowances.complete() || !rule.push_allowances.complete() {
+        return None;
+    }
+    let actors = |connection: &GqlConnection<GqlAllowance>| {
+        let mut actors = Actors::default();
+        for actor in connection.nodes.iter().flatten().filter_map(|a| a.actor.as_ref()) {
+            match actor {
+                GqlActor::User { login } => actors.users.push(Login { login: login.clone() }),
+                GqlActor::Team { slug } => actors.teams.push(TeamRef { id: 0, slug: slug.clone() }),
+                GqlActor::App { slug } => actors.apps.push(AppRef { slug: Some(slug.clone()) }),
+                GqlActor::Other => {}
+            }
+        }
+        actors
+    };
+    Some(Protection::Protected(BranchProtection {
+        enforce_admins: Some(Flag { enabled: rule.is_admin_enforced }),
+        required_pull_request_reviews: rule.requires_approving_reviews.then(|| RequiredReviews {
+            required_approving_review_count: Some(rule.required_approving_review_count.unwrap_or(1)),
+            bypass_pull_request_allowances: Some(actors(&rule.bypass_pull_request_allowances)),
+        }),
+        restrictions: rule.restricts_pushes.then(|| actors(&rule.push_allowances)),
+        lock_branch: Some(Flag { enabled: rule.lock_branch }),
+    }))
 }

@@ -2,7 +2,9 @@
 //! in one organization — people, teams, Apps, deploy keys and tokens.
 //!
 //! [`client`] reads (REST v3, `per_page=100`, `Link` paging, conditional
-//! requests against an ETag cache kept across syncs), [`transform`] maps
+//! requests against an ETag cache kept across syncs; default-branch
+//! protection, rulesets and deploy-key counts through one GraphQL query per
+//! 100 repositories, REST when GraphQL is unavailable), [`transform`] maps
 //! (pure), and [`GithubConnector`] ties them to the [`Connector`] contract:
 //! the whole organization or an error, never part of it.
 //!
@@ -14,7 +16,7 @@
 //! | organization owners / members | `org_role:owner`, `org_role:member`, groups | owners `member_of` both; members `member_of` `org_role:member`. Owners: `admin` on every repository. Members: the base permission (`default_repository_permission`) on every repository, `read` on internal ones |
 //! | team | `team:SLUG`, group | members and maintainers `member_of` it; a child team `member_of` its parent (it inherits the parent's access); maintainers also get `maintain` on the team (they hand out its access) |
 //! | repository | `repo:OWNER/NAME`, resource `repo`; `visibility`, `archived`, `default_branch` attrs | team and direct collaborator roles → grants |
-//! | default branch | `branch:OWNER/NAME@BRANCH`, resource `branch`; `protection` attr | `bypass-review` for every principal who can land on it without an approving review (see [`transform`]) |
+//! | default branch | `branch:OWNER/NAME@BRANCH`, resource `branch`; `protection`, `rulesets` attrs | `bypass-review` for every principal who can land on it without an approving review: neither the classic rule nor an active ruleset requires one from it (see [`transform`]) |
 //! | App installation | `app:APP_SLUG`, app | grants on every repository (`all`) or the selected ones, from its permissions |
 //! | deploy key | `deploy_key:ID`, credential; and `deploy_key_holder:ID`, service account | holder `holds` the key and has `read` (+ `write`) on the repository; owner = `added_by` (inferred) |
 //! | fine-grained PAT with org access | `pat:ID`, credential `fine_grained_pat` | held by (and owned by) its owner's `user:` |

@@ -220,11 +220,161 @@ async fn github_second_sync_is_answered_with_304s_and_spends_no_budget() {
     assert_eq!(stats.not_modified, cached, "every cached page answered 304");
     assert_eq!(stats.cache_hits, cached);
     // Only what GitHub sends no ETag for is counted: /rate_limit (free as
-    // well) and the 404 of the unprotected branch.
+    // well) and the one GraphQL query (branch protection and rulesets of
+    // every repository).
     assert_eq!(stats.counted, 2, "{stats:?}");
     assert_eq!(stats.requests, first_stats.requests);
-    // 304s carry no body: only the budget overview is read again.
-    assert_eq!(stats.bytes, fixture(&dir(), "rate-limit.json").len() as u64, "{stats:?}");
+    // 304s carry no body: only the budget overview and the GraphQL answer
+    // are read again.
+    let uncached = fixture(&dir(), "rate-limit.json").len() + fixture(&dir(), "graphql-branch-rules.json").len();
+    assert_eq!(stats.bytes, uncached as u64, "{stats:?}");
+}
+
+fn graphql_route() -> Route {
+    Route { method: "POST".into(), path: "/graphql".into(), ..Route::default() }
+}
+
+fn graphql_fixture() -> serde_json::Value {
+    serde_json::from_slice(&fixture(&dir(), "graphql-branch-rules.json")).expect("fixture")
+}
+
+#[tokio::test]
+async fn github_graphql_reads_every_default_branch_in_one_read_only_query() {
+    let setup = token_setup().await;
+    let connector = connector(&setup.settings);
+    let fragment = connector.sync().await.expect("sync");
+    let requests = setup.mock.requests().await;
+    let posts: Vec<_> = requests.iter().filter(|r| r.url.path() == "/graphql").collect();
+    assert_eq!(posts.len(), 1, "4 repositories, one query");
+    let body = String::from_utf8(posts[0].body.clone()).expect("utf-8");
+    assert!(body.starts_with(r#"{"query":"query BranchRules("#), "a query, never a mutation: {body}");
+    assert!(!body.contains("mutation"), "{body}");
+    let sent: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(sent["variables"]["n2"], "website", "owner and name are variables");
+    // No REST protection reads, and deploy keys only where GraphQL counts some.
+    let paths: Vec<&str> = requests.iter().map(|r| r.url.path()).collect();
+    assert!(!paths.iter().any(|p| p.contains("/protection")), "{paths:?}");
+    assert!(paths.contains(&"/repos/acme/payments/keys") && paths.contains(&"/repos/acme/infra/keys"));
+    assert!(!paths.contains(&"/repos/acme/website/keys") && !paths.contains(&"/repos/acme/legacy/keys"));
+    // Organization rulesets: the listing, then each one in full.
+    for path in ["/orgs/acme/rulesets", "/orgs/acme/rulesets/9311", "/orgs/acme/rulesets/9312"] {
+        assert!(paths.contains(&path), "{path}: {paths:?}");
+    }
+    // The same answers as the REST path: payments' repository ruleset is
+    // bypassed by exactly those the classic rule lets through.
+    assert_eq!(
+        bypassers(&fragment, "gh:branch:acme/payments@main"),
+        BTreeSet::from(["gh:org_role:owner".into(), "gh:user:bob".into()])
+    );
+    let payments = fragment.nodes.iter().find(|n| n.id == "gh:branch:acme/payments@main").expect("branch");
+    assert_eq!(payments.attrs["rulesets"], "payments-main");
+    assert_eq!(bypassers(&fragment, "gh:branch:acme/infra@main"), BTreeSet::from(["gh:team:platform".to_string()]));
+    assert_eq!(
+        bypassers(&fragment, "gh:branch:acme/website@main"),
+        BTreeSet::from(["gh:org_role:owner".into(), "gh:user:erin".into()]),
+        "the organization ruleset is only evaluated"
+    );
+}
+
+#[tokio::test]
+async fn github_graphql_errors_fail_the_sync_naming_the_query() {
+    let setup = token_setup().await;
+    let body = br#"{"data":null,"errors":[{"type":"MAX_NODE_LIMIT_EXCEEDED","message":"This query requests up to 600,000 possible nodes which exceeds the maximum limit of 500,000."}]}"#;
+    let mut reply = Reply::json(body.to_vec());
+    reply.etag = false;
+    setup.mock.mount_first(&graphql_route(), reply, None).await;
+    let cache = Arc::new(MemoryCache::new());
+    let err = connector(&setup.settings)
+        .with_cache(Some(cache.clone() as Arc<dyn ResponseCache>))
+        .sync()
+        .await
+        .expect_err("GraphQL errors are failures");
+    let text = err.to_string();
+    assert!(text.contains("/graphql") && text.contains("BranchRules"), "{text}");
+    assert!(text.contains("MAX_NODE_LIMIT_EXCEEDED") && text.contains("500,000"), "{text}");
+    assert!(text.contains("acme/payments … acme/legacy"), "names the repositories: {text}");
+}
+
+#[tokio::test]
+async fn github_graphql_hidden_repository_is_never_read_as_unprotected() {
+    let setup = token_setup().await;
+    // website: denied through GraphQL; infra: no rule visible to a
+    // credential that does not administer it. Both go to REST, which
+    // refuses website (403): its protection is unknown, not "unprotected".
+    let mut answer = graphql_fixture();
+    answer["data"]["r2"] = serde_json::Value::Null;
+    answer["errors"] = serde_json::json!([{"type": "FORBIDDEN", "path": ["r2"], "locations": [{"line": 1, "column": 2}],
+        "message": "Resource not accessible by integration"}]);
+    answer["data"]["r1"]["viewerCanAdminister"] = false.into();
+    answer["data"]["r1"]["defaultBranchRef"]["branchProtectionRule"] = serde_json::Value::Null;
+    let mut reply = Reply::json(serde_json::to_vec(&answer).expect("json"));
+    reply.etag = false;
+    setup.mock.mount_first(&graphql_route(), reply, None).await;
+    let forbidden = fixture(&dir(), "error-forbidden.json");
+    setup
+        .mock
+        .mount_first(&Route::get("/repos/acme/website/branches/main/protection"), Reply::error(403, forbidden), None)
+        .await;
+    let connector = connector(&setup.settings);
+    let fragment = connector.sync().await.expect("sync");
+    assert!(bypassers(&fragment, "gh:branch:acme/website@main").is_empty());
+    let website = fragment.nodes.iter().find(|n| n.id == "gh:branch:acme/website@main").expect("branch");
+    assert_eq!(website.attrs["protection"], "unknown");
+    // infra's rule, read through REST, still binds admins.
+    assert_eq!(bypassers(&fragment, "gh:branch:acme/infra@main"), BTreeSet::from(["gh:team:platform".to_string()]));
+    let paths: Vec<String> = setup.mock.requests().await.iter().map(|r| r.url.path().to_string()).collect();
+    assert!(paths.contains(&"/repos/acme/infra/branches/main/protection".to_string()));
+    assert!(paths.contains(&"/repos/acme/infra/keys".to_string()), "keys listed: the count is not trusted");
+}
+
+#[tokio::test]
+async fn github_graphql_unavailable_falls_back_to_rest() {
+    let setup = token_setup().await;
+    let not_found = fixture(&dir(), "error-not-found.json");
+    setup.mock.mount_first(&graphql_route(), Reply::error(404, not_found), None).await;
+    // An organization ruleset now in force on every default branch,
+    // bypassed by owners and the platform team.
+    let mut ruleset: serde_json::Value =
+        serde_json::from_slice(&fixture(&dir(), "org-ruleset-9311.json")).expect("fixture");
+    ruleset["enforcement"] = "active".into();
+    ruleset["bypass_actors"] = serde_json::json!([
+        {"actor_id": null, "actor_type": "OrganizationAdmin", "bypass_mode": "always"},
+        {"actor_id": 7, "actor_type": "Team", "bypass_mode": "pull_request"}
+    ]);
+    setup
+        .mock
+        .mount_first(
+            &Route::get("/orgs/acme/rulesets/9311"),
+            Reply::json(serde_json::to_vec(&ruleset).expect("json")),
+            None,
+        )
+        .await;
+    let connector = connector(&setup.settings);
+    let fragment = connector.sync().await.expect("sync through REST");
+    let paths: Vec<String> = setup.mock.requests().await.iter().map(|r| r.url.path().to_string()).collect();
+    for repo in ["payments", "infra", "website"] {
+        assert!(paths.contains(&format!("/repos/acme/{repo}/branches/main/protection")), "{repo}");
+        assert!(paths.contains(&format!("/repos/acme/{repo}/keys")), "{repo}");
+    }
+    // website: no classic rule, but the ruleset leaves only the owners
+    // (erin writes, but is not in platform).
+    assert_eq!(bypassers(&fragment, "gh:branch:acme/website@main"), BTreeSet::from(["gh:org_role:owner".to_string()]));
+    // payments: classic lets owners and bob (admin) through; of them only
+    // the owners are exempt from the ruleset, and bob through platform.
+    assert_eq!(
+        bypassers(&fragment, "gh:branch:acme/payments@main"),
+        BTreeSet::from(["gh:org_role:owner".into(), "gh:user:bob".into()])
+    );
+}
+
+#[test]
+fn github_graphql_endpoint_follows_the_rest_base() {
+    use super::client::graphql_endpoint;
+    assert_eq!(graphql_endpoint("https://api.github.com"), "https://api.github.com/graphql");
+    assert_eq!(graphql_endpoint("https://api.github.com/"), "https://api.github.com/graphql");
+    assert_eq!(graphql_endpoint("https://ghe.acme.example/api/v3"), "https://ghe.acme.example/api/graphql");
+    assert_eq!(graphql_endpoint("https://ghe.acme.example/api/v3/"), "https://ghe.acme.example/api/graphql");
+    assert_eq!(graphql_endpoint("http://127.0.0.1:8080"), "http://127.0.0.1:8080/graphql");
 }
 
 #[tokio::test]
@@ -381,6 +531,17 @@ mod bypass {
     use crate::github::wire::*;
 
     fn records(protection: Protection) -> OrgRecords {
+        records_with(protection, None, None)
+    }
+
+    /// The organization of these tests: owner alice; members wendy and ann;
+    /// on acme/payments wendy writes and ann administers; team `release`
+    /// (id 11, no repository of its own) has wendy.
+    fn records_with(
+        protection: Protection,
+        rulesets: Option<Vec<BranchRuleset>>,
+        org_rulesets: Option<Vec<BranchRuleset>>,
+    ) -> OrgRecords {
         let repo: Repository =
             serde_json::from_slice::<Vec<Repository>>(&fixture(&dir(), "repos.json")).expect("repos").remove(0);
         let user = |login: &str| -> User {
@@ -410,18 +571,26 @@ mod bypass {
             owners: vec![user("alice")],
             members: vec![user("wendy"), user("ann")],
             outside_collaborators: Vec::new(),
-            teams: Vec::new(),
+            teams: vec![TeamRecords {
+                team: serde_json::from_value(serde_json::json!({"id": 11, "slug": "release", "name": "Release"}))
+                    .expect("team"),
+                members: vec![user("wendy")],
+                maintainers: Vec::new(),
+                repos: Vec::new(),
+            }],
             repos: vec![RepoRecords {
                 repo,
                 collaborators: Some(vec![collaborator("wendy", "write"), collaborator("ann", "admin")]),
                 deploy_keys: Some(Vec::new()),
                 protection,
                 secrets: Some(Vec::new()),
+                rulesets,
             }],
             installations: None,
             pats: None,
             credential_authorizations: None,
             org_secrets: None,
+            org_rulesets,
         }
     }
 
@@ -484,6 +653,155 @@ mod bypass {
         }
         assert_eq!(who(Protection::Protected(allowed)), set(&["user:wendy"]));
         assert_eq!(who(Protection::Unknown), set(&[]));
+    }
+
+    /// An organization ruleset exactly as `GET /orgs/{org}/rulesets/{id}`
+    /// sends it (the REST description's `repository-ruleset`).
+    fn rest_ruleset(enforcement: &str, include: &[&str], exclude: &[&str], bypass: serde_json::Value) -> BranchRuleset {
+        let wire = serde_json::json!({
+            "id": 21, "name": "default-branch-review", "target": "branch", "source_type": "Organization",
+            "source": "acme", "enforcement": enforcement, "bypass_actors": bypass,
+            "conditions": {
+                "ref_name": {"include": include, "exclude": exclude},
+                "repository_name": {"include": ["pay*"], "exclude": ["payroll"], "protected": true}
+            },
+            "rules": [
+                {"type": "deletion"},
+                {"type": "pull_request", "parameters": {
+                    "allowed_merge_methods": ["squash"], "dismiss_stale_reviews_on_push": true,
+                    "require_code_owner_review": false, "require_last_push_approval": false,
+                    "required_approving_review_count": 1, "required_review_thread_resolution": false}}
+            ],
+            "node_id": "RRS_lACkVXNlcgQB",
+            "_links": {"self": {"href": "https://api.github.com/orgs/acme/rulesets/21"},
+                       "html": {"href": "https://github.com/organizations/acme/settings/rules/21"}},
+            "created_at": "2025-08-15T08:43:03Z", "updated_at": "2025-09-23T16:29:47Z"
+        });
+        BranchRuleset::from_rest(&serde_json::from_value::<Ruleset>(wire).expect("repository-ruleset"))
+    }
+
+    fn team_and_owners() -> serde_json::Value {
+        serde_json::json!([
+            {"actor_id": 11, "actor_type": "Team", "bypass_mode": "pull_request"},
+            {"actor_id": null, "actor_type": "OrganizationAdmin", "bypass_mode": "always"}
+        ])
+    }
+
+    /// Bypassers with only REST organization rulesets (no GraphQL).
+    fn who_org(protection: Protection, ruleset: BranchRuleset) -> BTreeSet<String> {
+        let fragment = map(S, &records_with(protection, None, Some(vec![ruleset]))).expect("map");
+        bypassers(&fragment, "gh:branch:acme/payments@main")
+    }
+
+    #[test]
+    fn github_ruleset_bypass_team_leaves_its_members_and_owners() {
+        let ruleset = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], team_and_owners());
+        // Unprotected by classic rules: every writer could land; the ruleset
+        // leaves the team's writer (wendy) and the owners, not admin ann.
+        assert_eq!(who_org(Protection::Unprotected, ruleset.clone()), set(&["org_role:owner", "user:wendy"]));
+        // Through GraphQL (a repository's own ruleset, resolved by slug).
+        let mut repo_level = ruleset.clone();
+        repo_level.repositories = None;
+        repo_level.source_type = "Repository".into();
+        repo_level.bypass = Some(vec![Bypass::Team { id: None, slug: Some("release".into()) }]);
+        let fragment = map(S, &records_with(Protection::Unprotected, Some(vec![repo_level]), None)).expect("map");
+        assert_eq!(bypassers(&fragment, "gh:branch:acme/payments@main"), set(&["user:wendy"]));
+        let node = fragment.nodes.iter().find(|n| n.id == "gh:branch:acme/payments@main").expect("branch");
+        assert_eq!(node.attrs["rulesets"], "default-branch-review");
+    }
+
+    #[test]
+    fn github_ruleset_in_evaluate_or_disabled_protects_nobody() {
+        let everyone = set(&["org_role:owner", "user:ann", "user:wendy"]);
+        for enforcement in ["evaluate", "disabled", "enabled"] {
+            let ruleset = rest_ruleset(enforcement, &["~DEFAULT_BRANCH"], &[], team_and_owners());
+            assert_eq!(who_org(Protection::Unprotected, ruleset), everyone, "{enforcement}");
+        }
+    }
+
+    #[test]
+    fn github_ruleset_ref_and_repository_conditions() {
+        let everyone = set(&["org_role:owner", "user:ann", "user:wendy"]);
+        let narrowed = set(&["org_role:owner", "user:wendy"]);
+        let with = |include: &[&str], exclude: &[&str]| {
+            who_org(Protection::Unprotected, rest_ruleset("active", include, exclude, team_and_owners()))
+        };
+        assert_eq!(with(&["refs/heads/main"], &[]), narrowed);
+        assert_eq!(with(&["~ALL"], &[]), narrowed);
+        assert_eq!(with(&["refs/heads/ma*"], &[]), narrowed);
+        assert_eq!(with(&["refs/heads/release/**"], &[]), everyone);
+        assert_eq!(with(&["~DEFAULT_BRANCH"], &["refs/heads/main"]), everyone);
+        assert_eq!(with(&["~ALL"], &["~DEFAULT_BRANCH"]), everyone);
+        assert_eq!(with(&[], &[]), everyone, "no target: applies nowhere");
+        // The repository condition: `pay*` but not `payroll`.
+        let mut elsewhere = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], team_and_owners());
+        elsewhere.repositories = Some(RepositoryTarget::Names { include: vec!["web*".into()], exclude: Vec::new() });
+        assert_eq!(who_org(Protection::Unprotected, elsewhere), everyone);
+        let mut by_id = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], team_and_owners());
+        by_id.repositories = Some(RepositoryTarget::Ids(vec![42001]));
+        assert_eq!(who_org(Protection::Unprotected, by_id), narrowed);
+        // Custom properties cannot be evaluated here: not counted.
+        let mut by_property = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], team_and_owners());
+        by_property.repositories = Some(RepositoryTarget::Properties);
+        assert_eq!(who_org(Protection::Unprotected, by_property), everyone);
+    }
+
+    #[test]
+    fn github_ruleset_and_classic_rule_both_must_let_a_principal_through() {
+        // Classic: one approval, admins not bound → owners and ann.
+        let classic = || Protection::Protected(rule(Some(1), false));
+        let only_team = serde_json::json!([{"actor_id": 11, "actor_type": "Team", "bypass_mode": "always"}]);
+        let ruleset = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], only_team);
+        assert_eq!(who_org(classic(), ruleset), set(&[]), "wendy is exempt from the ruleset only");
+        let admins = serde_json::json!([{"actor_id": 5, "actor_type": "RepositoryRole", "bypass_mode": "always"}]);
+        let ruleset = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], admins);
+        assert_eq!(who_org(classic(), ruleset), set(&["org_role:owner", "user:ann"]));
+        // Role 4 is `write` (GitHub's ids are not in permission order).
+        let writers =
+            serde_json::json!([{"actor_id": 4, "actor_type": "RepositoryRole", "bypass_mode": "pull_request"}]);
+        let ruleset = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], writers);
+        assert_eq!(who_org(Protection::Unprotected, ruleset), set(&["org_role:owner", "user:ann", "user:wendy"]));
+        // An owner's exemption reaches the owner through the owners group.
+        let mut records = records_with(
+            Protection::Unprotected,
+            None,
+            Some(vec![rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], team_and_owners())]),
+        );
+        records.teams[0].members.push(records.owners[0].clone());
+        let fragment = map(S, &records).expect("map");
+        assert_eq!(
+            bypassers(&fragment, "gh:branch:acme/payments@main"),
+            set(&["org_role:owner", "user:wendy"]),
+            "alice is in both: the owners group covers her"
+        );
+    }
+
+    #[test]
+    fn github_ruleset_with_hidden_or_unknown_bypass_actors_is_not_counted() {
+        let everyone = set(&["org_role:owner", "user:ann", "user:wendy"]);
+        // `bypass_actors` absent: the credential may not edit the ruleset.
+        let mut hidden = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], team_and_owners());
+        hidden.bypass = None;
+        assert_eq!(who_org(Protection::Unprotected, hidden), everyone);
+        // A custom role known only by its id.
+        let custom = serde_json::json!([{"actor_id": 8812, "actor_type": "RepositoryRole", "bypass_mode": "always"}]);
+        assert_eq!(
+            who_org(Protection::Unprotected, rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], custom)),
+            everyone
+        );
+        // A write deploy key listed as a bypass actor keeps landing.
+        let keys = serde_json::json!([{"actor_id": null, "actor_type": "DeployKey", "bypass_mode": "always"}]);
+        let mut records = records_with(
+            Protection::Unprotected,
+            None,
+            Some(vec![rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], keys)]),
+        );
+        let key: DeployKey = serde_json::from_slice::<Vec<DeployKey>>(&fixture(&dir(), "repo-payments-keys.json"))
+            .expect("keys")
+            .remove(0);
+        records.repos[0].deploy_keys = Some(vec![key]);
+        let fragment = map(S, &records).expect("map");
+        assert_eq!(bypassers(&fragment, "gh:branch:acme/payments@main"), set(&["deploy_key_holder:5501"]));
     }
 }
 

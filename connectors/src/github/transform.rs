@@ -8,8 +8,8 @@ use accessgraph_graph::{Edge, EdgeKind, Fragment, LastUse, Node, NodeKind};
 use chrono::{DateTime, Utc};
 
 use super::wire::{
-    Actors, Collaborator, CredentialAuthorization, DeployKey, Installation, OrgRecords, PatRecords, Permissions,
-    Protection, RepoRecords, Repository, User,
+    Actors, BranchRuleset, Bypass, Collaborator, CredentialAuthorization, DeployKey, Installation, OrgRecords,
+    PatRecords, Permissions, Protection, RepoRecords, Repository, RepositoryTarget, User,
 };
 use crate::connector::SyncError;
 
@@ -314,8 +314,10 @@ pub fn map(source: &str, records: &OrgRecords) -> Result<Fragment, SyncError> {
 
     // Last: who can land on each default branch without an approving review,
     // from the repository grants collected above.
+    let directory = Directory::new(&b, records);
     for repo in &records.repos {
-        branch(&mut b, repo, &repo_ids[repo.repo.full_name.as_str()]);
+        let rulesets = applicable_rulesets(repo, records.org_rulesets.as_deref());
+        branch(&mut b, repo, &repo_ids[repo.repo.full_name.as_str()], &rulesets, &directory);
     }
     Ok(b.finish())
 }
@@ -545,7 +547,8 @@ fn credential_authorization(b: &mut Builder<'_>, authorization: &CredentialAutho
     b.holds(&owner, &id);
 }
 
-/// The default branch node and its `bypass-review` grants:
+/// The default branch node and its `bypass-review` grants. Classic branch
+/// protection first:
 /// - no protection rule: everyone who can push (every write grant);
 /// - a rule without required approvals (no pull request rule, or 0
 ///   approvals): everyone who can push, or only the push restrictions'
@@ -554,8 +557,14 @@ fn credential_authorization(b: &mut Builder<'_>, authorization: &CredentialAutho
 /// - and in the last two cases admins too, unless `enforce_admins`;
 /// - a locked branch: only admins, unless `enforce_admins`.
 ///
+/// Then rulesets: an active branch ruleset whose `pull_request` rule needs
+/// at least one approval requires a review from everyone but its bypass
+/// actors. A principal keeps `bypass-review` only if no mechanism requires
+/// a review from it: a group that is not itself exempt from a ruleset is
+/// replaced by those of its members who are.
+///
 /// Archived repositories take no pushes; unknown protection maps nothing.
-fn branch(b: &mut Builder<'_>, repo: &RepoRecords, repo_id: &str) {
+fn branch(b: &mut Builder<'_>, repo: &RepoRecords, repo_id: &str, rulesets: &[BranchRuleset], directory: &Directory) {
     let Some(branch_name) = repo.repo.default_branch.as_deref() else { return };
     let key = format!("{}@{branch_name}", repo.repo.full_name);
     let id = b.id("branch", &key);
@@ -572,7 +581,7 @@ fn branch(b: &mut Builder<'_>, repo: &RepoRecords, repo_id: &str) {
 
     let writers = b.holders(repo_id, "write");
     let admins = b.holders(repo_id, "admin");
-    let bypass: Vec<String> = match &repo.protection {
+    let classic: Vec<String> = match &repo.protection {
         Protection::NotApplicable | Protection::Unknown => Vec::new(),
         Protection::Unprotected => writers,
         Protection::Protected(rule) => {
@@ -605,9 +614,307 @@ fn branch(b: &mut Builder<'_>, repo: &RepoRecords, repo_id: &str) {
             who
         }
     };
+
+    // Rulesets that require a review on this branch, each with the node ids
+    // exempt from it. One whose exemptions cannot be read or resolved is
+    // left out: it would hide bypasses, never show false ones.
+    let mut reviewing: Vec<(String, BTreeSet<String>)> = Vec::new();
+    let mut unresolved: Vec<String> = Vec::new();
+    for ruleset in rulesets {
+        if ruleset.required_approvals.unwrap_or(0) == 0 || !ref_matches(ruleset, branch_name) {
+            continue;
+        }
+        match ruleset.bypass.as_deref().and_then(|actors| directory.resolve(b, repo, repo_id, actors)) {
+            Some(exempt) => reviewing.push((ruleset.name.clone(), exempt)),
+            None => unresolved.push(ruleset.name.clone()),
+        }
+    }
+    if !reviewing.is_empty() {
+        let names: Vec<&str> = reviewing.iter().map(|(name, _)| name.as_str()).collect();
+        node.attrs.insert("rulesets".to_string(), names.join(","));
+    }
+    if !unresolved.is_empty() {
+        tracing::warn!(branch = %id, rulesets = %unresolved.join(","),
+            "github: ruleset bypass actors not visible or not resolvable; the ruleset is not counted as protection");
+        node.attrs.insert("rulesets_unresolved".to_string(), unresolved.join(","));
+    }
     b.add(node);
+
+    let bypass: BTreeSet<String> = if reviewing.is_empty() {
+        classic.into_iter().collect()
+    } else {
+        let exempt_sets: Vec<&BTreeSet<String>> = reviewing.iter().map(|(_, exempt)| exempt).collect();
+        directory.narrow(classic, &exempt_sets)
+    };
     for principal in bypass {
         b.grant(&principal, &id, &[BYPASS_REVIEW]);
+    }
+}
+
+/// Lookups the bypass actors of rulesets need, built once per sync.
+struct Directory {
+    owners_group: String,
+    /// Team id → node id.
+    teams_by_id: BTreeMap<u64, String>,
+    /// App id → node id.
+    apps_by_id: BTreeMap<u64, String>,
+    /// User id → node id.
+    users_by_id: BTreeMap<u64, String>,
+    /// Group → its direct members (`member_of` reversed).
+    members: BTreeMap<String, Vec<String>>,
+    /// Principal → the groups it is directly in.
+    parents: BTreeMap<String, Vec<String>>,
+    /// (repository, custom role name) → principals granted it directly.
+    custom_roles: BTreeMap<(String, String), Vec<String>>,
+}
+
+impl Directory {
+    fn new(b: &Builder<'_>, records: &OrgRecords) -> Directory {
+        let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut parents: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for edge in b.edges.values().filter(|e| e.kind == EdgeKind::MemberOf) {
+            members.entry(edge.to.clone()).or_default().push(edge.from.clone());
+            parents.entry(edge.from.clone()).or_default().push(edge.to.clone());
+        }
+        let teams_by_id = records.teams.iter().map(|t| (t.team.id, b.id("team", &t.team.slug))).collect();
+        let apps_by_id = records
+            .installations
+            .iter()
+            .flatten()
+            .map(|i| (i.installation.app_id, b.id("app", &i.installation.app_slug)))
+            .collect();
+        let mut users_by_id = BTreeMap::new();
+        let users = records.owners.iter().chain(&records.members).chain(&records.outside_collaborators);
+        for user in users.chain(records.teams.iter().flat_map(|t| t.members.iter().chain(&t.maintainers))) {
+            users_by_id.insert(user.id, b.id("user", &user.login));
+        }
+        let mut custom_roles: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for repo in &records.repos {
+            for collaborator in repo.collaborators.iter().flatten() {
+                users_by_id.entry(collaborator.id).or_insert_with(|| b.id("user", &collaborator.login));
+                if role_actions(&collaborator.role_name).is_none() {
+                    custom_roles
+                        .entry((repo.repo.full_name.clone(), collaborator.role_name.clone()))
+                        .or_default()
+                        .push(b.id("user", &collaborator.login));
+                }
+            }
+        }
+        for team in &records.teams {
+            for repo in &team.repos {
+                if let Some(role) = repo.role_name.as_deref().filter(|r| role_actions(r).is_none()) {
+                    custom_roles
+                        .entry((repo.full_name.clone(), role.to_string()))
+                        .or_default()
+                        .push(b.id("team", &team.team.slug));
+                }
+            }
+        }
+        Directory {
+            owners_group: b.id("org_role", OWNERS),
+            teams_by_id,
+            apps_by_id,
+            users_by_id,
+            members,
+            parents,
+            custom_roles,
+        }
+    }
+
+    /// The node ids a ruleset's bypass actors stand for on one repository;
+    /// `None` when one of them cannot be resolved (a custom role known only
+    /// by id, an actor type this build does not know).
+    fn resolve(
+        &self,
+        b: &Builder<'_>,
+        repo: &RepoRecords,
+        repo_id: &str,
+        actors: &[Bypass],
+    ) -> Option<BTreeSet<String>> {
+        let mut exempt = BTreeSet::new();
+        for actor in actors {
+            match actor {
+                Bypass::OrganizationAdmin => {
+                    exempt.insert(self.owners_group.clone());
+                }
+                Bypass::RepositoryRole { id, name } => {
+                    // GitHub's ids of the built-in roles (not in permission order).
+                    let builtin = match id {
+                        Some(1) => Some("read"),
+                        Some(2) => Some("maintain"),
+                        Some(3) => Some("triage"),
+                        Some(4) => Some("write"),
+                        Some(5) => Some("admin"),
+                        _ => name
+                            .as_deref()
+                            .map(str::to_lowercase)
+                            .and_then(|n| role_actions(&n))
+                            .and_then(|actions| actions.last().copied()),
+                    };
+                    match (builtin, name) {
+                        // Cumulative: everyone whose role includes it.
+                        (Some(role), _) => exempt.extend(b.holders(repo_id, role)),
+                        (None, Some(custom)) => exempt.extend(
+                            self.custom_roles
+                                .get(&(repo.repo.full_name.clone(), custom.clone()))
+                                .into_iter()
+                                .flatten()
+                                .cloned(),
+                        ),
+                        (None, None) => return None,
+                    }
+                }
+                Bypass::Team { id, slug } => {
+                    let node = match (slug, id) {
+                        (Some(slug), _) => Some(b.id("team", slug)),
+                        (None, Some(id)) => self.teams_by_id.get(id).cloned(),
+                        (None, None) => None,
+                    };
+                    // A team unknown to the organization has no members here.
+                    exempt.extend(node.filter(|n| b.nodes.contains_key(n)));
+                }
+                Bypass::App { id, slug } => {
+                    let node = match (slug, id) {
+                        (Some(slug), _) => Some(b.id("app", slug)),
+                        (None, Some(id)) => self.apps_by_id.get(id).cloned(),
+                        (None, None) => None,
+                    };
+                    exempt.extend(node.filter(|n| b.nodes.contains_key(n)));
+                }
+                Bypass::User { id } => {
+                    exempt.extend(id.and_then(|id| self.users_by_id.get(&id).cloned()));
+                }
+                Bypass::DeployKey => {
+                    for key in repo.deploy_keys.iter().flatten() {
+                        exempt.insert(b.id("deploy_key_holder", &key.id.to_string()));
+                    }
+                }
+                // Enterprise owners are not principals of the organization's graph.
+                Bypass::EnterpriseOwner => {}
+                Bypass::Other(_) => return None,
+            }
+        }
+        Some(exempt)
+    }
+
+    /// Whether `principal`, or a group it is in (transitively), is in `set`.
+    fn covered(&self, principal: &str, set: &BTreeSet<String>) -> bool {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![principal.to_string()];
+        while let Some(current) = stack.pop() {
+            if set.contains(&current) {
+                return true;
+            }
+            if seen.insert(current.clone()) {
+                stack.extend(self.parents.get(&current).into_iter().flatten().cloned());
+            }
+        }
+        false
+    }
+
+    /// Those of `candidates` exempt from every set; a candidate group that
+    /// is not is replaced by its members (transitively) that are.
+    fn narrow(&self, candidates: Vec<String>, exempt_sets: &[&BTreeSet<String>]) -> BTreeSet<String> {
+        let exempt_everywhere = |p: &str| exempt_sets.iter().all(|set| self.covered(p, set));
+        let mut out = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        let mut stack = candidates;
+        while let Some(principal) = stack.pop() {
+            if !seen.insert(principal.clone()) {
+                continue;
+            }
+            if exempt_everywhere(&principal) {
+                out.insert(principal);
+            } else {
+                stack.extend(self.members.get(&principal).into_iter().flatten().cloned());
+            }
+        }
+        out
+    }
+}
+
+/// The branch rulesets that apply to a repository: GraphQL's list (GitHub
+/// resolved which organization rulesets target it), with the bypass actors
+/// of organization rulesets taken from their REST detail when GraphQL did
+/// not show them; without GraphQL, the organization's rulesets whose
+/// repository condition matches.
+pub fn applicable_rulesets(repo: &RepoRecords, org_rulesets: Option<&[BranchRuleset]>) -> Vec<BranchRuleset> {
+    let active = |r: &BranchRuleset| r.target == "branch" && r.enforcement == "active";
+    match &repo.rulesets {
+        Some(list) => list
+            .iter()
+            .filter(|r| active(r))
+            .map(|r| {
+                let mut r = r.clone();
+                if r.source_type == "Organization"
+                    && let Some(rest) = org_rulesets.into_iter().flatten().find(|o| o.id == r.id)
+                    && rest.bypass.is_some()
+                {
+                    r.bypass = rest.bypass.clone();
+                }
+                r
+            })
+            .collect(),
+        None => org_rulesets
+            .into_iter()
+            .flatten()
+            .filter(|r| active(r) && targets_repository(r, &repo.repo))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// Whether an organization ruleset's repository condition takes `repo`.
+/// A condition on custom properties cannot be evaluated from here: such a
+/// ruleset is not counted (it could only remove bypasses).
+fn targets_repository(ruleset: &BranchRuleset, repo: &Repository) -> bool {
+    match &ruleset.repositories {
+        None => true,
+        Some(RepositoryTarget::Ids(ids)) => ids.contains(&repo.id),
+        Some(RepositoryTarget::Names { include, exclude }) => {
+            let hit = |pattern: &String| pattern == "~ALL" || glob(pattern.as_bytes(), repo.name.as_bytes());
+            include.iter().any(hit) && !exclude.iter().any(hit)
+        }
+        Some(RepositoryTarget::Properties) => false,
+    }
+}
+
+/// Whether a ruleset's `ref_name` condition takes the default branch
+/// `branch`: one include pattern matches (`~DEFAULT_BRANCH`, `~ALL`, or an
+/// fnmatch pattern on `refs/heads/BRANCH`) and no exclude pattern does. No
+/// include pattern: the ruleset targets nothing (GitHub applies it nowhere).
+pub fn ref_matches(ruleset: &BranchRuleset, branch: &str) -> bool {
+    let full = format!("refs/heads/{branch}");
+    let hit = |pattern: &String| match pattern.as_str() {
+        "~DEFAULT_BRANCH" | "~ALL" => true,
+        p if p.starts_with("refs/") => glob(p.as_bytes(), full.as_bytes()),
+        p => glob(p.as_bytes(), branch.as_bytes()),
+    };
+    ruleset.ref_include.iter().any(hit) && !ruleset.ref_exclude.iter().any(hit)
+}
+
+/// fnmatch as GitHub's ruleset patterns use it: `*` any run without `/`,
+/// `**` any run, `?` one character but `/`.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => {
+            if let Some(rest) = rest.strip_prefix(b"*") {
+                (0..=text.len()).any(|i| glob(rest, &text[i..]))
+            } else {
+                for i in 0..=text.len() {
+                    if glob(rest, &text[i..]) {
+                        return true;
+                    }
+                    if text.get(i) == Some(&b'/') {
+                        return false;
+                    }
+                }
+                false
+            }
+        }
+        Some((b'?', rest)) => text.first().is_some_and(|c| *c != b'/') && glob(rest, &text[1..]),
+        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
     }
 }
 

@@ -359,6 +359,529 @@ pub struct AppRef {
     pub slug: Option<String>,
 }
 
+/// A ruleset as `GET /orgs/{org}/rulesets/{id}` returns it (the listing
+/// `GET /orgs/{org}/rulesets` has only `id`, `name`, `enforcement`…: each
+/// ruleset is read again for its conditions, rules and bypass actors).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Ruleset {
+    /// Id.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    /// `branch`, `tag`, `push` or `repository` (absent in some listings).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// `Repository`, `Organization` or `Enterprise`.
+    #[serde(default)]
+    pub source_type: Option<String>,
+    /// `active`, `evaluate` or `disabled` (GitHub's own examples also show
+    /// `enabled`: anything but `active` enforces nothing).
+    pub enforcement: String,
+    /// Who may bypass it. Absent unless the caller may edit the ruleset.
+    #[serde(default)]
+    pub bypass_actors: Option<Vec<RulesetBypassActor>>,
+    /// Which repositories and refs it applies to.
+    #[serde(default)]
+    pub conditions: Option<RulesetConditions>,
+    /// Its rules.
+    #[serde(default)]
+    pub rules: Option<Vec<RulesetRule>>,
+}
+
+/// `repository-ruleset-bypass-actor`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RulesetBypassActor {
+    /// The team, App, user or repository role id (`null` for
+    /// `OrganizationAdmin` and `DeployKey`).
+    #[serde(default)]
+    pub actor_id: Option<u64>,
+    /// `Integration`, `OrganizationAdmin`, `RepositoryRole`, `Team`,
+    /// `DeployKey` or `User`.
+    pub actor_type: String,
+    /// `always`, `pull_request` or `exempt`: each lets the actor merge a
+    /// pull request without the required approvals.
+    #[serde(default)]
+    pub bypass_mode: Option<String>,
+}
+
+/// Ruleset conditions (`ref_name`, and for organization rulesets one of
+/// `repository_name`, `repository_id`, `repository_property`).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RulesetConditions {
+    /// Branches (`refs/heads/…` patterns, `~DEFAULT_BRANCH`, `~ALL`).
+    #[serde(default)]
+    pub ref_name: Option<Patterns>,
+    /// Repositories by name pattern (`~ALL`).
+    #[serde(default)]
+    pub repository_name: Option<Patterns>,
+    /// Repositories by id.
+    #[serde(default)]
+    pub repository_id: Option<RepositoryIds>,
+    /// Repositories by custom property: not evaluated here.
+    #[serde(default)]
+    pub repository_property: Option<serde_json::Value>,
+}
+
+/// `include` / `exclude` patterns.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Patterns {
+    /// One must match.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// None may match.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// `repository_id` condition.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RepositoryIds {
+    /// Repository ids.
+    #[serde(default)]
+    pub repository_ids: Vec<u64>,
+}
+
+/// One rule of a ruleset; only `pull_request` is interpreted.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RulesetRule {
+    /// `pull_request`, `update`, `required_status_checks`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its parameters (`required_approving_review_count` for
+    /// `pull_request`).
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// A branch ruleset as the mapping sees it, whichever API it came from
+/// (REST for organization rulesets, GraphQL for a repository's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BranchRuleset {
+    /// Ruleset id (`databaseId` in GraphQL).
+    pub id: u64,
+    /// Name, for the branch node's attributes.
+    pub name: String,
+    /// `Organization`, `Repository` or `Enterprise`.
+    pub source_type: String,
+    /// Lower case: `branch`, `tag`, `push`, `repository`.
+    pub target: String,
+    /// Lower case: `active`, `evaluate`, `disabled`.
+    pub enforcement: String,
+    /// `ref_name.include` (`None`: no ref condition, the ruleset targets nothing).
+    pub ref_include: Vec<String>,
+    /// `ref_name.exclude`.
+    pub ref_exclude: Vec<String>,
+    /// Organization rulesets read through REST: which repositories it
+    /// targets (`None`: GitHub already resolved it for this repository).
+    pub repositories: Option<RepositoryTarget>,
+    /// Highest `required_approving_review_count` of its `pull_request`
+    /// rules (`None`: no pull request rule).
+    pub required_approvals: Option<u32>,
+    /// Whether every rule was read (a truncated list may hide a
+    /// `pull_request` rule).
+    pub rules_complete: bool,
+    /// Who may bypass it (`None`: not visible to this credential, or
+    /// truncated: then it is assumed to protect nobody).
+    pub bypass: Option<Vec<Bypass>>,
+}
+
+/// The repositories an organization ruleset targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RepositoryTarget {
+    /// Name patterns (`~ALL`, fnmatch).
+    Names {
+        /// One must match.
+        include: Vec<String>,
+        /// None may match.
+        exclude: Vec<String>,
+    },
+    /// Repository ids.
+    Ids(Vec<u64>),
+    /// Custom properties: not evaluated.
+    Properties,
+}
+
+/// One bypass actor, normalized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bypass {
+    /// Organization owners.
+    OrganizationAdmin,
+    /// Everyone with a repository role (1 read, 2 maintain, 3 triage,
+    /// 4 write, 5 admin; higher ids are custom roles, known by name).
+    RepositoryRole {
+        /// Role id.
+        id: Option<u64>,
+        /// Role name (GraphQL only).
+        name: Option<String>,
+    },
+    /// A team, by id (REST) or slug (GraphQL).
+    Team {
+        /// Team id.
+        id: Option<u64>,
+        /// Team slug.
+        slug: Option<String>,
+    },
+    /// A GitHub App, by App id (REST) or slug (GraphQL).
+    App {
+        /// App id.
+        id: Option<u64>,
+        /// App slug.
+        slug: Option<String>,
+    },
+    /// A user, by id.
+    User {
+        /// User id.
+        id: Option<u64>,
+    },
+    /// Every deploy key of the repository.
+    DeployKey,
+    /// Enterprise owners: not in the organization's graph.
+    EnterpriseOwner,
+    /// An actor type this build does not know.
+    Other(String),
+}
+
+impl BranchRuleset {
+    /// From the REST shape.
+    pub fn from_rest(ruleset: &Ruleset) -> BranchRuleset {
+        let conditions = ruleset.conditions.clone().unwrap_or_default();
+        let (ref_include, ref_exclude) = conditions.ref_name.map(|p| (p.include, p.exclude)).unwrap_or_default();
+        let repositories = if let Some(names) = conditions.repository_name {
+            Some(RepositoryTarget::Names { include: names.include, exclude: names.exclude })
+        } else if let Some(ids) = conditions.repository_id {
+            Some(RepositoryTarget::Ids(ids.repository_ids))
+        } else if conditions.repository_property.is_some() {
+            Some(RepositoryTarget::Properties)
+        } else {
+            None
+        };
+        let rules = ruleset.rules.as_deref().unwrap_or_default();
+        let approvals = rules.iter().filter(|r| r.kind == "pull_request").map(|r| {
+            r.parameters
+                .as_ref()
+                .and_then(|p| p.get("required_approving_review_count"))
+                .and_then(serde_json::Value::as_u64)
+                .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+        });
+        let bypass = ruleset.bypass_actors.as_ref().map(|actors| {
+            actors
+                .iter()
+                .map(|actor| match actor.actor_type.as_str() {
+                    "OrganizationAdmin" => Bypass::OrganizationAdmin,
+                    "RepositoryRole" => Bypass::RepositoryRole { id: actor.actor_id, name: None },
+                    "Team" => Bypass::Team { id: actor.actor_id, slug: None },
+                    "Integration" => Bypass::App { id: actor.actor_id, slug: None },
+                    "User" => Bypass::User { id: actor.actor_id },
+                    "DeployKey" => Bypass::DeployKey,
+                    "EnterpriseOwner" => Bypass::EnterpriseOwner,
+                    other => Bypass::Other(other.to_string()),
+                })
+                .collect()
+        });
+        BranchRuleset {
+            id: ruleset.id,
+            name: ruleset.name.clone(),
+            source_type: ruleset.source_type.clone().unwrap_or_else(|| "Organization".to_string()),
+            target: ruleset.target.clone().unwrap_or_else(|| "branch".to_string()).to_lowercase(),
+            enforcement: ruleset.enforcement.to_lowercase(),
+            ref_include,
+            ref_exclude,
+            repositories,
+            required_approvals: approvals.max(),
+            rules_complete: ruleset.rules.is_some(),
+            bypass,
+        }
+    }
+}
+
+/// A GraphQL answer: `data` and/or `errors` (GitHub answers HTTP 200 for
+/// both).
+#[derive(Debug, Deserialize)]
+pub struct GraphqlResponse<T> {
+    /// The data, `null` when the query failed as a whole.
+    #[serde(default)]
+    pub data: Option<T>,
+    /// Errors; each may name the `path` it concerns.
+    #[serde(default)]
+    pub errors: Vec<GraphqlError>,
+}
+
+/// One GraphQL error.
+#[derive(Clone, Debug, Deserialize)]
+pub struct GraphqlError {
+    /// GitHub's message.
+    pub message: String,
+    /// `FORBIDDEN`, `NOT_FOUND`, `RATE_LIMITED`, … (GitHub's extension).
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Where in `data` (aliases, field names, indexes).
+    #[serde(default)]
+    pub path: Vec<serde_json::Value>,
+}
+
+/// A connection's page: `totalCount` tells whether `nodes` is complete.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", bound(deserialize = "T: Deserialize<'de>"))]
+pub struct GqlConnection<T> {
+    /// Items in the whole connection.
+    #[serde(default)]
+    pub total_count: u64,
+    /// This page (items may be `null` when not visible).
+    #[serde(default)]
+    pub nodes: Vec<Option<T>>,
+}
+
+impl<T> GqlConnection<T> {
+    /// Whether `nodes` holds the whole connection.
+    pub fn complete(&self) -> bool {
+        self.nodes.len() as u64 >= self.total_count && self.nodes.iter().all(Option::is_some)
+    }
+}
+
+/// What the batched query reads of one repository.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlRepository {
+    /// `OWNER/NAME`: checked against the alias it answers for.
+    pub name_with_owner: String,
+    /// Whether the credential administers it (sees protection, keys and
+    /// bypass actors): when not, an empty answer proves nothing.
+    #[serde(default)]
+    pub viewer_can_administer: bool,
+    /// Deploy keys (only the count: the REST listing has `added_by` and
+    /// `last_used`, so it is read only when there are keys).
+    #[serde(default)]
+    pub deploy_keys: Option<GqlCount>,
+    /// The default branch (`null`: an empty repository).
+    #[serde(default)]
+    pub default_branch_ref: Option<GqlRef>,
+    /// Rulesets applying to the repository, its organization's included.
+    #[serde(default)]
+    pub rulesets: Option<GqlConnection<GqlRuleset>>,
+}
+
+/// `{ totalCount }`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlCount {
+    /// The count.
+    pub total_count: u64,
+}
+
+/// The default branch.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlRef {
+    /// Branch name.
+    pub name: String,
+    /// Its classic protection rule (`null`: none, or not visible).
+    #[serde(default)]
+    pub branch_protection_rule: Option<GqlProtectionRule>,
+}
+
+/// `BranchProtectionRule`: what decides landing without a review.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlProtectionRule {
+    /// The rule's branch pattern.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Whether approving reviews are required.
+    #[serde(default)]
+    pub requires_approving_reviews: bool,
+    /// How many.
+    #[serde(default)]
+    pub required_approving_review_count: Option<u32>,
+    /// `enforce_admins`.
+    #[serde(default)]
+    pub is_admin_enforced: bool,
+    /// Whether only `pushAllowances` may push.
+    #[serde(default)]
+    pub restricts_pushes: bool,
+    /// A locked branch takes no pushes.
+    #[serde(default)]
+    pub lock_branch: bool,
+    /// Who may merge without the required reviews.
+    pub bypass_pull_request_allowances: GqlConnection<GqlAllowance>,
+    /// Who may push when pushes are restricted.
+    pub push_allowances: GqlConnection<GqlAllowance>,
+}
+
+/// An allowance's actor.
+#[derive(Clone, Debug, Deserialize)]
+pub struct GqlAllowance {
+    /// `null` when the actor is not visible.
+    #[serde(default)]
+    pub actor: Option<GqlActor>,
+}
+
+/// A user, team or App named by a rule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "__typename")]
+pub enum GqlActor {
+    /// A user.
+    User {
+        /// Login.
+        login: String,
+    },
+    /// A team.
+    Team {
+        /// Slug.
+        slug: String,
+    },
+    /// An App.
+    App {
+        /// Slug.
+        slug: String,
+    },
+    /// Anything else (an enterprise team).
+    #[serde(other)]
+    Other,
+}
+
+/// `RepositoryRuleset`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlRuleset {
+    /// REST id.
+    pub database_id: u64,
+    /// Name.
+    pub name: String,
+    /// `BRANCH`, `TAG`, `PUSH`, `REPOSITORY`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// `ACTIVE`, `EVALUATE`, `DISABLED`.
+    pub enforcement: String,
+    /// Where it is defined.
+    #[serde(default)]
+    pub source: Option<GqlSource>,
+    /// Ref conditions.
+    #[serde(default)]
+    pub conditions: Option<GqlConditions>,
+    /// Rules.
+    #[serde(default)]
+    pub rules: Option<GqlConnection<GqlRule>>,
+    /// Bypass actors (empty unless the credential may edit the ruleset).
+    #[serde(default)]
+    pub bypass_actors: Option<GqlConnection<GqlBypassActor>>,
+}
+
+/// `RuleSource`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct GqlSource {
+    /// `Organization`, `Repository` or `Enterprise`.
+    #[serde(rename = "__typename")]
+    pub typename: String,
+}
+
+/// `RepositoryRuleConditions`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlConditions {
+    /// Ref patterns.
+    #[serde(default)]
+    pub ref_name: Option<Patterns>,
+}
+
+/// `RepositoryRule`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct GqlRule {
+    /// `PULL_REQUEST`, `UPDATE`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `PullRequestParameters` when a pull request rule.
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// `RepositoryRulesetBypassActor`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GqlBypassActor {
+    /// `ALWAYS`, `PULL_REQUEST`, `EXEMPT`.
+    #[serde(default)]
+    pub bypass_mode: Option<String>,
+    /// Organization owners.
+    #[serde(default)]
+    pub organization_admin: bool,
+    /// Deploy keys.
+    #[serde(default)]
+    pub deploy_key: bool,
+    /// Enterprise owners.
+    #[serde(default)]
+    pub enterprise_owner: bool,
+    /// A repository role's id.
+    #[serde(default)]
+    pub repository_role_database_id: Option<u64>,
+    /// A repository role's name.
+    #[serde(default)]
+    pub repository_role_name: Option<String>,
+    /// A team or App.
+    #[serde(default)]
+    pub actor: Option<GqlActor>,
+}
+
+impl GqlRuleset {
+    /// The mapping's view of it.
+    pub fn to_branch_ruleset(&self) -> BranchRuleset {
+        let (ref_include, ref_exclude) = self
+            .conditions
+            .as_ref()
+            .and_then(|c| c.ref_name.clone())
+            .map(|p| (p.include, p.exclude))
+            .unwrap_or_default();
+        let rules = self.rules.as_ref();
+        let approvals =
+            rules.into_iter().flat_map(|c| c.nodes.iter().flatten()).filter(|r| r.kind == "PULL_REQUEST").map(|r| {
+                r.parameters
+                    .as_ref()
+                    .and_then(|p| p.get("requiredApprovingReviewCount"))
+                    .and_then(serde_json::Value::as_u64)
+                    .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+            });
+        let bypass = self.bypass_actors.as_ref().filter(|c| c.complete()).map(|c| {
+            c.nodes
+                .iter()
+                .flatten()
+                .map(|actor| {
+                    if actor.organization_admin {
+                        Bypass::OrganizationAdmin
+                    } else if actor.deploy_key {
+                        Bypass::DeployKey
+                    } else if actor.enterprise_owner {
+                        Bypass::EnterpriseOwner
+                    } else if actor.repository_role_database_id.is_some() || actor.repository_role_name.is_some() {
+                        Bypass::RepositoryRole {
+                            id: actor.repository_role_database_id,
+                            name: actor.repository_role_name.clone(),
+                        }
+                    } else {
+                        match &actor.actor {
+                            Some(GqlActor::Team { slug }) => Bypass::Team { id: None, slug: Some(slug.clone()) },
+                            Some(GqlActor::App { slug }) => Bypass::App { id: None, slug: Some(slug.clone()) },
+                            Some(GqlActor::User { .. }) => Bypass::Other("User".to_string()),
+                            Some(GqlActor::Other) | None => Bypass::Other("unknown".to_string()),
+                        }
+                    }
+                })
+                .collect()
+        });
+        BranchRuleset {
+            id: self.database_id,
+            name: self.name.clone(),
+            source_type: self.source.as_ref().map_or_else(|| "Repository".to_string(), |s| s.typename.clone()),
+            target: self.target.clone().unwrap_or_else(|| "BRANCH".to_string()).to_lowercase(),
+            enforcement: self.enforcement.to_lowercase(),
+            ref_include,
+            ref_exclude,
+            repositories: None,
+            required_approvals: approvals.max(),
+            rules_complete: rules.is_some_and(GqlConnection::complete),
+            bypass,
+        }
+    }
+}
+
 /// `GET /rate_limit` (free: not counted against the budget).
 #[derive(Clone, Debug, Deserialize)]
 pub struct RateLimitOverview {
@@ -412,6 +935,10 @@ pub struct RepoRecords {
     pub protection: Protection,
     /// Actions secrets (`None`: not readable with this token).
     pub secrets: Option<Vec<RepositorySecret>>,
+    /// Branch rulesets applying to the repository, its organization's
+    /// included, from GraphQL (`None`: not read; the organization's
+    /// rulesets read through REST are then matched by their conditions).
+    pub rulesets: Option<Vec<BranchRuleset>>,
 }
 
 /// What is known about a default branch's protection.
@@ -481,4 +1008,7 @@ pub struct OrgRecords {
     pub credential_authorizations: Option<Vec<CredentialAuthorization>>,
     /// Organization Actions secrets (`None`: not permitted).
     pub org_secrets: Option<Vec<OrganizationSecret>>,
+    /// The organization's branch rulesets through REST, with bypass actors
+    /// when visible (`None`: not permitted, or not available).
+    pub org_rulesets: Option<Vec<BranchRuleset>>,
 }

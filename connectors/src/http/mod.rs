@@ -32,6 +32,7 @@ pub use client::{ClientOptions, HttpClient, SensitiveHeaders};
 pub(crate) use error::error_message;
 pub use error::{HttpError, redact_url};
 pub use headers::{RateLimitInfo, parse_go_duration, parse_link_next, parse_rate_limit, parse_retry_after};
+pub(crate) use paging::LinkPager;
 pub use paging::{CursorPage, ScimListResponse};
 pub use reqwest::Method;
 pub use retry::full_jitter;

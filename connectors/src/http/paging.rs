@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use url::Url;
 
 use super::{HttpClient, HttpError, Response};
 
@@ -53,6 +54,64 @@ pub struct ScimListResponse<T> {
     pub items_per_page: Option<u64>,
 }
 
+/// The guards of a `Link`-paged listing, in one place for every caller
+/// (the helpers below, and connectors that fetch pages themselves, e.g.
+/// through a response cache): at most `max_pages` pages, next links
+/// followed verbatim but only on the first request's origin (our
+/// credentials go with them), and never the same page twice.
+pub(crate) struct LinkPager {
+    first: Url,
+    listing: String,
+    next: Option<Url>,
+    seen: HashSet<String>,
+    pages: u32,
+}
+
+impl LinkPager {
+    /// A listing starting at `path_or_url` with `query`.
+    pub(crate) fn new(client: &HttpClient, path_or_url: &str, query: &[(&str, &str)]) -> Result<LinkPager, HttpError> {
+        let first = client.resolve(path_or_url, query)?;
+        let listing = client.show(first.as_str());
+        let seen = HashSet::from([first.to_string()]);
+        Ok(LinkPager { next: Some(first.clone()), first, listing, seen, pages: 0 })
+    }
+
+    /// The next page to fetch (`None`: the listing is complete), counted
+    /// against `max_pages`.
+    pub(crate) fn next_page(&mut self, client: &HttpClient) -> Result<Option<Url>, HttpError> {
+        let Some(url) = self.next.take() else { return Ok(None) };
+        self.pages = client.next_page(self.pages, &self.listing)?;
+        self.next = Some(url.clone());
+        Ok(Some(url))
+    }
+
+    /// Takes the `Link` header of the page just fetched: its `rel="next"`
+    /// becomes the next page, or the listing ends. Fails on a next link to
+    /// another origin, an invalid one, or one already followed.
+    pub(crate) fn follow(&mut self, client: &HttpClient, link: Option<&str>) -> Result<(), HttpError> {
+        let Some(current) = self.next.take() else { return Ok(()) };
+        let Some(next) = link.and_then(super::parse_link_next) else { return Ok(()) };
+        let next_url = current.join(&next).map_err(|e| HttpError::Pagination {
+            url: self.listing.clone(),
+            message: format!("invalid next link: {e}"),
+        })?;
+        if next_url.origin() != self.first.origin() {
+            return Err(HttpError::Pagination {
+                url: self.listing.clone(),
+                message: format!("next link points to another origin ({})", client.show(next_url.as_str())),
+            });
+        }
+        if !self.seen.insert(next_url.to_string()) {
+            return Err(HttpError::Pagination {
+                url: self.listing.clone(),
+                message: format!("server returned next link to page {} again", self.pages),
+            });
+        }
+        self.next = Some(next_url);
+        Ok(())
+    }
+}
+
 impl HttpClient {
     /// Lists all items of a `Link`-paginated endpoint whose body is a JSON
     /// array (GitHub): follows `rel="next"` verbatim until there is none.
@@ -80,39 +139,17 @@ impl HttpClient {
         P: DeserializeOwned,
         F: FnMut(P) -> Vec<T>,
     {
-        let first = self.resolve(path_or_url, query)?;
-        let listing = self.show(first.as_str());
-        let mut url = first.clone();
-        let mut seen = HashSet::from([first.to_string()]);
+        let mut pager = LinkPager::new(self, path_or_url, query)?;
         let mut items = Vec::new();
-        let mut pages: u32 = 0;
-        loop {
-            pages = self.next_page(pages, &listing)?;
-            let page: Response<P> = self.get_url(url.clone()).await?;
-            let next = page.next_link();
+        while let Some(url) = pager.next_page(self)? {
+            let page: Response<P> = self.get_url(url).await?;
+            let link = page.link.clone();
             let page_items = items_of(page.body);
             if page_items.is_empty() {
                 break;
             }
             items.extend(page_items);
-            let Some(next) = next else { break };
-            let next_url = url.join(&next).map_err(|e| HttpError::Pagination {
-                url: listing.clone(),
-                message: format!("invalid next link: {e}"),
-            })?;
-            if next_url.origin() != first.origin() {
-                return Err(HttpError::Pagination {
-                    url: listing,
-                    message: format!("next link points to another origin ({})", self.show(next_url.as_str())),
-                });
-            }
-            if !seen.insert(next_url.to_string()) {
-                return Err(HttpError::Pagination {
-                    url: listing,
-                    message: format!("server returned next link to page {pages} again"),
-                });
-            }
-            url = next_url;
+            pager.follow(self, link.as_deref())?;
         }
         Ok(items)
     }
