@@ -71,11 +71,11 @@ impl Rule for DriftBaseline {
             if added {
                 change.added.push(entry);
                 if let Some(at) = granted_at {
-                    change.granted.insert(entry.action.clone(), at);
+                    change.granted.insert(entry.action.to_string(), at);
                 }
             } else if ctx.previous.is_none() {
                 // First snapshot: access that is not recent was already there.
-                change.kept.insert(entry.action.clone());
+                change.kept.insert(entry.action.to_string());
             }
         }
 
@@ -156,14 +156,11 @@ fn grant_date(
     grants: &HashMap<(&str, &str), Vec<&Edge>>,
     entry: &AccessEntry,
 ) -> Option<DateTime<Utc>> {
-    let [.., grantee, resource] = entry.path.as_slice() else {
-        return None;
-    };
-    let key = (ctx.node(*grantee).id.as_str(), ctx.node(*resource).id.as_str());
+    let key = (ctx.node(entry.grantee()).id.as_str(), ctx.node(entry.resource).id.as_str());
     let mut dates = grants
         .get(&key)?
         .iter()
-        .filter(|e| e.actions.contains(&entry.action) && e.expires_at.is_none_or(|at| at > ctx.now))
+        .filter(|e| e.actions.iter().any(|a| *a == entry.action) && e.expires_at.is_none_or(|at| at > ctx.now))
         .map(|e| e.granted_at)
         .peekable();
     dates.peek()?;
