@@ -175,7 +175,8 @@ impl Connector for AwsIamConnector {
             agent_tags: &self.settings.agent_tags,
         };
         let mut fragment = loop {
-            let unread = Unread { accounts: failed.iter().map(|(id, _)| id.clone()).collect(), primary: primary_failed };
+            let unread =
+                Unread { accounts: failed.iter().map(|(id, _)| id.clone()).collect(), primary: primary_failed };
             match map_partial(&settings, &accounts, &unread) {
                 Ok(fragment) => break fragment,
                 // An account whose export does not map is an account not

@@ -1019,7 +1019,12 @@ impl<'a> Mapper<'a> {
         edges.extend(self.grants);
         edges.sort_by_cached_key(Edge::key);
         edges.dedup_by(|a, b| a.kind == b.kind && a.from == b.from && a.to == b.to && a.actions == b.actions);
-        Fragment { source: self.s.source.to_string(), nodes: self.nodes.into_values().collect(), edges, kept: Vec::new() }
+        Fragment {
+            source: self.s.source.to_string(),
+            nodes: self.nodes.into_values().collect(),
+            edges,
+            kept: Vec::new(),
+        }
     }
 }
 

@@ -100,11 +100,12 @@ impl Store {
         }
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let latest =
-            sqlx::query("SELECT MAX(finished_at) AS at FROM sync_runs WHERE source = $1 AND status IN ('succeeded', 'partial')")
-                .bind(source)
-                .fetch_one(&mut *tx)
-                .await?;
+        let latest = sqlx::query(
+            "SELECT MAX(finished_at) AS at FROM sync_runs WHERE source = $1 AND status IN ('succeeded', 'partial')",
+        )
+        .bind(source)
+        .fetch_one(&mut *tx)
+        .await?;
         if let Some(latest) = opt_time(&latest, "at")?
             && latest > now
         {
@@ -206,9 +207,7 @@ impl Store {
     /// (complete or partial), and its latest complete one (None while every
     /// sync was partial). A partial sync counts as a sync, not as fresh: an
     /// account left unread ages the source's `last_success_at`.
-    pub async fn success_span(
-        &self,
-    ) -> Result<HashMap<String, (DateTime<Utc>, Option<DateTime<Utc>>)>, StoreError> {
+    pub async fn success_span(&self) -> Result<HashMap<String, (DateTime<Utc>, Option<DateTime<Utc>>)>, StoreError> {
         let rows = sqlx::query(
             "SELECT source, MIN(finished_at) AS first, \
              MAX(CASE WHEN status = 'succeeded' THEN finished_at END) AS last FROM sync_runs \
@@ -227,12 +226,11 @@ impl Store {
 
     /// Whether a source has ever synced successfully (completely or partially).
     pub async fn has_synced(&self, source: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM sync_runs WHERE source = $1 AND status IN ('succeeded', 'partial')",
-        )
-            .bind(source)
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM sync_runs WHERE source = $1 AND status IN ('succeeded', 'partial')")
+                .bind(source)
+                .fetch_one(&self.pool)
+                .await?;
         let n: i64 = row.try_get("n")?;
         Ok(n > 0)
     }

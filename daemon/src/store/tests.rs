@@ -59,12 +59,12 @@ async fn apply_sync_opens_closes_and_keeps_history(url: String) {
     let store = Store::open(&url).await.expect("open");
     let first = fragment(&[("alice", "Alice", "read"), ("bob", "Bob", "admin")]);
     let stats = store.apply_sync("snapshot", &first, t(1), t(1)).await.expect("first sync");
-    assert_eq!(stats, SyncStats { nodes: 3, edges: 2, opened: 5, closed: 0 });
+    assert_eq!(stats, SyncStats { nodes: 3, edges: 2, opened: 5, closed: 0, kept: 0 });
 
     // Bob and his grant vanish; Alice is renamed (a changed row closes and reopens).
     let second = fragment(&[("alice", "Alice A.", "read")]);
     let stats = store.apply_sync("snapshot", &second, t(3), t(3)).await.expect("second sync");
-    assert_eq!(stats, SyncStats { nodes: 2, edges: 1, opened: 1, closed: 3 });
+    assert_eq!(stats, SyncStats { nodes: 2, edges: 1, opened: 1, closed: 3, kept: 0 });
 
     let (nodes, edges) = store.load_rows(&["forge".into()], None).await.expect("current");
     assert_eq!(ids(&nodes), ["forge:repo:payments", "forge:user:alice"]);
