@@ -457,13 +457,21 @@ fn min_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTi
 /// A node's outgoing edges that matter to effective access, live at the
 /// instant walked, in edge-id order (the order evidence is chosen in).
 struct Hops {
-    /// (resource, actions, expiry, conditional) of each grant.
-    grants: Vec<(NodeIndex, Vec<Action>, Option<DateTime<Utc>>, bool)>,
+    /// Each grant.
+    grants: Vec<HopGrant>,
     /// (target, expiry) of each `same_as`, `member_of` and `can_assume`.
     next: Vec<(NodeIndex, Option<DateTime<Utc>>)>,
     /// Number of (resource, action) pairs of the grants: a bound on the
     /// entries the node contributes.
     actions: usize,
+}
+
+/// A grant edge as a walk needs it.
+struct HopGrant {
+    resource: NodeIndex,
+    actions: Vec<Action>,
+    expires_at: Option<DateTime<Utc>>,
+    conditional: bool,
 }
 
 /// Walks effective access from start nodes, reading each node's edges once.
@@ -521,7 +529,12 @@ impl<'g> Walker<'g> {
                             .map(|a| self.actions.entry(a.as_str()).or_insert_with(|| Action::new(a)).clone())
                             .collect();
                         hops.actions += actions.len();
-                        hops.grants.push((edge.target(), actions, weight.expires_at, weight.conditional));
+                        hops.grants.push(HopGrant {
+                            resource: edge.target(),
+                            actions,
+                            expires_at: weight.expires_at,
+                            conditional: weight.conditional,
+                        });
                     }
                     EdgeKind::SameAs | EdgeKind::MemberOf | EdgeKind::CanAssume => {
                         hops.next.push((edge.target(), weight.expires_at));
@@ -563,7 +576,7 @@ impl<'g> Walker<'g> {
             let expiry_here = scratch.expiry.get(&ix).copied().flatten();
             let hops = self.hops(ix);
             let mut route: Option<Arc<Vec<NodeIndex>>> = None;
-            for (resource, actions, expires_at, conditional) in &hops.grants {
+            for HopGrant { resource, actions, expires_at, conditional } in &hops.grants {
                 for action in actions {
                     if !scratch.seen.insert((*resource, action.key())) {
                         continue;
