@@ -24,7 +24,8 @@ pub struct SyncStats {
     /// Rows closed (vanished or changed).
     pub closed: u64,
     /// Rows of slices the sync could not read, carried over unchanged
-    /// (`Fragment::kept`; 0 for a complete sync).
+    /// (`Fragment::kept`; 0, and not written, for a complete sync).
+    #[serde(skip_serializing_if = "is_zero")]
     pub kept: u64,
 }
 
@@ -47,6 +48,10 @@ pub struct SyncRun {
     pub error: Option<String>,
     /// Row counts.
     pub stats: SyncStats,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Rows per multi-row INSERT: well under both databases' bind limits.
