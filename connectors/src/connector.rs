@@ -53,7 +53,10 @@ pub struct RequestStats {
 /// One system the daemon watches.
 ///
 /// `sync` must either return the complete fragment of the source or fail: a
-/// partial fragment would close rows of access that still exists.
+/// partial fragment would close rows of access that still exists. The one
+/// exception is explicit: a source made of independent slices (the accounts
+/// of an `aws-iam` source) may return the slices it read and name the others
+/// in `Fragment::kept`, whose stored rows then carry over unchanged.
 #[async_trait]
 pub trait Connector: Send + Sync {
     /// The source name (node id prefix).

@@ -74,6 +74,6 @@ impl Builder {
         for ((from, to), actions) in std::mem::take(&mut self.grants) {
             self.edge(Edge::grant(from, to, actions));
         }
-        Fragment { source: self.source, nodes: self.nodes, edges: self.edges }
+        Fragment { source: self.source, nodes: self.nodes, edges: self.edges, kept: Vec::new() }
     }
 }

@@ -33,9 +33,10 @@ pub struct SourceOutcome {
     pub name: String,
     /// Source kind.
     pub kind: String,
-    /// `succeeded` or `failed`.
+    /// `succeeded`, `partial` (some slices not read, their rows kept) or `failed`.
     pub status: &'static str,
-    /// Why it failed (no secrets: errors carry URLs and paths only).
+    /// Why it failed, or which slices a partial sync could not read and why
+    /// (no secrets: errors carry URLs and paths only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Rows written.
@@ -61,20 +62,26 @@ pub async fn sync_source(store: &Store, source: &SourceConfig, now: DateTime<Utc
     let result = match result {
         Ok(mut fragment) => {
             fragment.source = source.name.clone();
-            store.apply_sync(&kind, &fragment, now, now).await.map_err(|e| e.to_string())
+            let unread = fragment.kept_error();
+            store.apply_sync(&kind, &fragment, now, now).await.map(|stats| (stats, unread)).map_err(|e| e.to_string())
         }
         Err(error) => Err(error),
     };
     let duration_ms = started.elapsed().as_millis() as u64;
     let outcome = match result {
-        Ok(stats) => {
-            tracing::info!(source = %source.name, kind = %kind, nodes = stats.nodes, edges = stats.edges,
-                opened = stats.opened, closed = stats.closed, duration_ms, "source synced");
+        Ok((stats, unread)) => {
+            match &unread {
+                None => tracing::info!(source = %source.name, kind = %kind, nodes = stats.nodes, edges = stats.edges,
+                    opened = stats.opened, closed = stats.closed, duration_ms, "source synced"),
+                Some(error) => tracing::warn!(source = %source.name, kind = %kind, nodes = stats.nodes,
+                    edges = stats.edges, opened = stats.opened, closed = stats.closed, kept = stats.kept, duration_ms,
+                    error = %error, "source synced partially; the slices not read keep their stored rows"),
+            }
             SourceOutcome {
                 name: source.name.clone(),
                 kind,
-                status: "succeeded",
-                error: None,
+                status: if unread.is_some() { "partial" } else { "succeeded" },
+                error: unread,
                 stats,
                 requests,
                 duration_ms,
@@ -263,7 +270,7 @@ async fn baseline_new_sources(
             baseline.insert((
                 graph.node(entry.principal).id.clone(),
                 graph.node(entry.resource).id.clone(),
-                entry.action.clone(),
+                entry.action.to_string(),
             ));
         }
     }

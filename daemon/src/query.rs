@@ -53,8 +53,8 @@ fn row(graph: &AccessGraph, entry: &AccessEntry) -> AccessRow {
         principal_name: principal.name.clone(),
         resource: resource.id.clone(),
         resource_name: resource.name.clone(),
-        action: entry.action.clone(),
-        path: graph.path_ids(&entry.path),
+        action: entry.action.to_string(),
+        path: graph.path_ids(&entry.path()),
         expires_at: entry.expires_at,
         conditional: entry.conditional,
     }

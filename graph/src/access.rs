@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::sync::Arc;
 
 /// How accounts become people.
 #[derive(Clone, Debug, Default)]
@@ -365,69 +367,29 @@ impl AccessGraph {
     /// Effective access of one starting node (principal, account, group or role),
     /// one entry per (resource, action) with the shortest path as evidence.
     pub fn access_from(&self, start: NodeIndex, now: DateTime<Utc>) -> Vec<AccessEntry> {
-        let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
-        let mut path_expiry: HashMap<NodeIndex, Option<DateTime<Utc>>> = HashMap::new();
-        path_expiry.insert(start, None);
-        let mut queue = VecDeque::from([start]);
-        let mut found: BTreeMap<(NodeIndex, &str), AccessEntry> = BTreeMap::new();
-        while let Some(ix) = queue.pop_front() {
-            let expiry_here = path_expiry.get(&ix).copied().flatten();
-            let mut grants: Vec<_> = self
-                .graph
-                .edges_directed(ix, Direction::Outgoing)
-                .filter(|e| e.weight().kind == EdgeKind::Grant && edge_live(e.weight(), now))
-                .collect();
-            grants.sort_by_key(|e| e.id());
-            for edge in grants {
-                let weight = edge.weight();
-                for action in &weight.actions {
-                    let key = (edge.target(), action.as_str());
-                    if found.contains_key(&key) {
-                        continue;
-                    }
-                    let mut path = path_to(&parent, start, ix);
-                    path.push(edge.target());
-                    found.insert(
-                        key,
-                        AccessEntry {
-                            principal: start,
-                            resource: edge.target(),
-                            action: action.clone(),
-                            path,
-                            expires_at: min_time(expiry_here, weight.expires_at),
-                            conditional: weight.conditional,
-                        },
-                    );
-                }
-            }
-            let mut next: Vec<_> = self
-                .graph
-                .edges_directed(ix, Direction::Outgoing)
-                .filter(|e| {
-                    matches!(e.weight().kind, EdgeKind::SameAs | EdgeKind::MemberOf | EdgeKind::CanAssume)
-                        && edge_live(e.weight(), now)
-                })
-                .collect();
-            next.sort_by_key(|e| e.id());
-            for edge in next {
-                let target = edge.target();
-                if target == start || parent.contains_key(&target) {
-                    continue;
-                }
-                parent.insert(target, ix);
-                path_expiry.insert(target, min_time(expiry_here, edge.weight().expires_at));
-                queue.push_back(target);
-            }
-        }
-        found.into_values().collect()
+        let mut out = Vec::new();
+        Walker::new(self, now).walk(start, &mut out, &mut Scratch::default());
+        out
     }
 
     /// Effective access of every principal.
+    ///
+    /// Each node's live outgoing edges are read once and each distinct
+    /// action string is allocated once, however many principals reach the
+    /// node: an admin who may become 600 roles costs 600 node visits, and
+    /// the entries it gets share their action and their route.
     pub fn effective_access(&self, now: DateTime<Utc>) -> EffectiveAccess {
-        let mut entries = Vec::new();
-        for principal in self.principals() {
-            entries.extend(self.access_from(principal, now));
+        let mut walker = Walker::new(self, now);
+        let mut scratch = Scratch::default();
+        let principals = self.principals();
+        // Size the entries once: a growing vector of millions of entries
+        // would briefly hold three times its size while it moves.
+        let bound: usize = principals.iter().map(|&p| walker.bound(p, &mut scratch)).sum();
+        let mut entries = Vec::with_capacity(bound);
+        for principal in principals {
+            walker.walk(principal, &mut entries, &mut scratch);
         }
+        entries.shrink_to_fit();
         EffectiveAccess::new(entries)
     }
 
@@ -492,6 +454,157 @@ fn min_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTi
     }
 }
 
+/// A node's outgoing edges that matter to effective access, live at the
+/// instant walked, in edge-id order (the order evidence is chosen in).
+struct Hops {
+    /// Each grant.
+    grants: Vec<HopGrant>,
+    /// (target, expiry) of each `same_as`, `member_of` and `can_assume`.
+    next: Vec<(NodeIndex, Option<DateTime<Utc>>)>,
+    /// Number of (resource, action) pairs of the grants: a bound on the
+    /// entries the node contributes.
+    actions: usize,
+}
+
+/// A grant edge as a walk needs it.
+struct HopGrant {
+    resource: NodeIndex,
+    actions: Vec<Action>,
+    expires_at: Option<DateTime<Utc>>,
+    conditional: bool,
+}
+
+/// Walks effective access from start nodes, reading each node's edges once.
+struct Walker<'g> {
+    graph: &'g AccessGraph,
+    now: DateTime<Utc>,
+    hops: Vec<Option<Hops>>,
+    actions: HashMap<&'g str, Action>,
+}
+
+/// Per-walk state, reused between start nodes to spare allocations.
+#[derive(Default)]
+struct Scratch {
+    parent: HashMap<NodeIndex, NodeIndex>,
+    expiry: HashMap<NodeIndex, Option<DateTime<Utc>>>,
+    seen: HashSet<(NodeIndex, usize)>,
+    queue: VecDeque<NodeIndex>,
+}
+
+impl Scratch {
+    fn reset(&mut self, start: NodeIndex) {
+        self.parent.clear();
+        self.expiry.clear();
+        self.seen.clear();
+        self.queue.clear();
+        self.expiry.insert(start, None);
+        self.queue.push_back(start);
+    }
+}
+
+impl<'g> Walker<'g> {
+    fn new(graph: &'g AccessGraph, now: DateTime<Utc>) -> Walker<'g> {
+        Walker { graph, now, hops: Vec::new(), actions: HashMap::new() }
+    }
+
+    /// The hops of `ix`, read from the graph on first use.
+    fn hops(&mut self, ix: NodeIndex) -> &Hops {
+        if self.hops.len() <= ix.index() {
+            self.hops.resize_with(self.graph.graph.node_count().max(ix.index() + 1), || None);
+        }
+        if self.hops[ix.index()].is_none() {
+            let access: &'g AccessGraph = self.graph;
+            let now = self.now;
+            let mut edges: Vec<_> =
+                access.graph.edges_directed(ix, Direction::Outgoing).filter(|e| edge_live(e.weight(), now)).collect();
+            edges.sort_by_key(|e| e.id());
+            let mut hops = Hops { grants: Vec::new(), next: Vec::new(), actions: 0 };
+            for edge in edges {
+                let weight: &'g Edge = edge.weight();
+                match weight.kind {
+                    EdgeKind::Grant => {
+                        let actions: Vec<Action> = weight
+                            .actions
+                            .iter()
+                            .map(|a| self.actions.entry(a.as_str()).or_insert_with(|| Action::new(a)).clone())
+                            .collect();
+                        hops.actions += actions.len();
+                        hops.grants.push(HopGrant {
+                            resource: edge.target(),
+                            actions,
+                            expires_at: weight.expires_at,
+                            conditional: weight.conditional,
+                        });
+                    }
+                    EdgeKind::SameAs | EdgeKind::MemberOf | EdgeKind::CanAssume => {
+                        hops.next.push((edge.target(), weight.expires_at));
+                    }
+                    EdgeKind::Owns | EdgeKind::Holds => {}
+                }
+            }
+            self.hops[ix.index()] = Some(hops);
+        }
+        self.hops[ix.index()].get_or_insert_with(|| Hops { grants: Vec::new(), next: Vec::new(), actions: 0 })
+    }
+
+    /// How many entries `start` may get at most: the grant actions of every
+    /// node it reaches (duplicates not removed).
+    fn bound(&mut self, start: NodeIndex, scratch: &mut Scratch) -> usize {
+        scratch.reset(start);
+        let mut bound = 0;
+        while let Some(ix) = scratch.queue.pop_front() {
+            let hops = self.hops(ix);
+            bound += hops.actions;
+            for &(target, _) in &hops.next {
+                if target != start && !scratch.parent.contains_key(&target) {
+                    scratch.parent.insert(target, ix);
+                    scratch.queue.push_back(target);
+                }
+            }
+        }
+        bound
+    }
+
+    /// Appends the entries of `start` to `out`: breadth first over
+    /// `same_as`, `member_of` and `can_assume`, then one grant; the first
+    /// path found to a (resource, action) is its evidence. Entries come
+    /// out ordered by resource, then action.
+    fn walk(&mut self, start: NodeIndex, out: &mut Vec<AccessEntry>, scratch: &mut Scratch) {
+        scratch.reset(start);
+        let begin = out.len();
+        while let Some(ix) = scratch.queue.pop_front() {
+            let expiry_here = scratch.expiry.get(&ix).copied().flatten();
+            let hops = self.hops(ix);
+            let mut route: Option<Arc<Vec<NodeIndex>>> = None;
+            for HopGrant { resource, actions, expires_at, conditional } in &hops.grants {
+                for action in actions {
+                    if !scratch.seen.insert((*resource, action.key())) {
+                        continue;
+                    }
+                    let route = route.get_or_insert_with(|| Arc::new(path_to(&scratch.parent, start, ix)));
+                    out.push(AccessEntry {
+                        principal: start,
+                        resource: *resource,
+                        action: action.clone(),
+                        route: Arc::clone(route),
+                        expires_at: min_time(expiry_here, *expires_at),
+                        conditional: *conditional,
+                    });
+                }
+            }
+            for &(target, expires_at) in &hops.next {
+                if target == start || scratch.parent.contains_key(&target) {
+                    continue;
+                }
+                scratch.parent.insert(target, ix);
+                scratch.expiry.insert(target, min_time(expiry_here, expires_at));
+                scratch.queue.push_back(target);
+            }
+        }
+        out[begin..].sort_unstable_by(|a, b| a.resource.cmp(&b.resource).then_with(|| a.action.cmp(&b.action)));
+    }
+}
+
 fn path_to(parent: &HashMap<NodeIndex, NodeIndex>, start: NodeIndex, end: NodeIndex) -> Vec<NodeIndex> {
     let mut path = vec![end];
     let mut cursor = end;
@@ -508,6 +621,97 @@ fn path_to(parent: &HashMap<NodeIndex, NodeIndex>, start: NodeIndex, end: NodeIn
     path
 }
 
+/// An action of a grant (`read`, `s3:GetObject`). Entries share one
+/// allocation per distinct action instead of a string each: effective access
+/// of a large account runs to millions of entries.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Action(Arc<String>);
+
+impl Action {
+    /// An action from its text.
+    pub fn new(text: &str) -> Action {
+        Action(Arc::new(text.to_string()))
+    }
+
+    /// The action's text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Identity of the shared allocation: equal for the copies of one
+    /// interned action, which is what a walk deduplicates by.
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+}
+
+impl std::ops::Deref for Action {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Action {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Action {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Action {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Action {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<Action> for str {
+    fn eq(&self, other: &Action) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Action> for &str {
+    fn eq(&self, other: &Action) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<Action> for String {
+    fn eq(&self, other: &Action) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl From<&Action> for String {
+    fn from(action: &Action) -> String {
+        action.as_str().to_string()
+    }
+}
+
 /// One effective (principal, action, resource) with the path that confers it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccessEntry {
@@ -516,31 +720,52 @@ pub struct AccessEntry {
     /// On what.
     pub resource: NodeIndex,
     /// Which action.
-    pub action: String,
-    /// principal → … → resource.
-    pub path: Vec<NodeIndex>,
+    pub action: Action,
+    /// principal → … → the node holding the grant; shared by every entry
+    /// granted on that node to that principal.
+    route: Arc<Vec<NodeIndex>>,
     /// Earliest expiry along the path (None: standing).
     pub expires_at: Option<DateTime<Utc>>,
     /// The grant is conditional.
     pub conditional: bool,
 }
 
+impl AccessEntry {
+    /// principal → … → resource: the evidence path, built on demand.
+    pub fn path(&self) -> Vec<NodeIndex> {
+        let mut path = Vec::with_capacity(self.route.len() + 1);
+        path.extend_from_slice(&self.route);
+        path.push(self.resource);
+        path
+    }
+
+    /// Nodes on the path, the principal and the resource included.
+    pub fn path_len(&self) -> usize {
+        self.route.len() + 1
+    }
+
+    /// The node whose grant confers the access: the last hop before the resource.
+    pub fn grantee(&self) -> NodeIndex {
+        self.route.last().copied().unwrap_or(self.principal)
+    }
+}
+
 /// Effective access of every principal, indexed both ways.
 #[derive(Clone, Debug, Default)]
 pub struct EffectiveAccess {
     entries: Vec<AccessEntry>,
-    by_principal: HashMap<NodeIndex, Vec<usize>>,
-    by_resource: HashMap<NodeIndex, Vec<usize>>,
+    by_principal: HashMap<NodeIndex, Vec<u32>>,
+    by_resource: HashMap<NodeIndex, Vec<u32>>,
 }
 
 impl EffectiveAccess {
     /// Indexes entries.
     pub fn new(entries: Vec<AccessEntry>) -> EffectiveAccess {
-        let mut by_principal: HashMap<NodeIndex, Vec<usize>> = HashMap::new();
-        let mut by_resource: HashMap<NodeIndex, Vec<usize>> = HashMap::new();
+        let mut by_principal: HashMap<NodeIndex, Vec<u32>> = HashMap::new();
+        let mut by_resource: HashMap<NodeIndex, Vec<u32>> = HashMap::new();
         for (i, entry) in entries.iter().enumerate() {
-            by_principal.entry(entry.principal).or_default().push(i);
-            by_resource.entry(entry.resource).or_default().push(i);
+            by_principal.entry(entry.principal).or_default().push(i as u32);
+            by_resource.entry(entry.resource).or_default().push(i as u32);
         }
         EffectiveAccess { entries, by_principal, by_resource }
     }
@@ -552,12 +777,12 @@ impl EffectiveAccess {
 
     /// Entries of one principal.
     pub fn of_principal(&self, principal: NodeIndex) -> impl Iterator<Item = &AccessEntry> + '_ {
-        self.by_principal.get(&principal).into_iter().flatten().map(|&i| &self.entries[i])
+        self.by_principal.get(&principal).into_iter().flatten().map(|&i| &self.entries[i as usize])
     }
 
     /// Entries on one resource.
     pub fn on_resource(&self, resource: NodeIndex) -> impl Iterator<Item = &AccessEntry> + '_ {
-        self.by_resource.get(&resource).into_iter().flatten().map(|&i| &self.entries[i])
+        self.by_resource.get(&resource).into_iter().flatten().map(|&i| &self.entries[i as usize])
     }
 
     /// Whether a principal holds an action on a resource.
@@ -569,7 +794,7 @@ impl EffectiveAccess {
     pub fn triples(&self, graph: &AccessGraph) -> AccessSet {
         self.entries
             .iter()
-            .map(|e| (graph.node(e.principal).id.clone(), graph.node(e.resource).id.clone(), e.action.clone()))
+            .map(|e| (graph.node(e.principal).id.clone(), graph.node(e.resource).id.clone(), e.action.to_string()))
             .collect()
     }
 }

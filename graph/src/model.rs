@@ -255,7 +255,8 @@ impl Edge {
     }
 }
 
-/// What one complete sync of one source produced.
+/// What one sync of one source produced: everything it read, and the parts
+/// it could not read (`kept`), whose stored rows carry over unchanged.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fragment {
     /// The source name (CONTRACT §2 `name`).
@@ -264,6 +265,45 @@ pub struct Fragment {
     pub nodes: Vec<Node>,
     /// Edges, unique by key.
     pub edges: Vec<Edge>,
+    /// Slices of the source this sync could not read (one AWS account of
+    /// several): empty for a complete sync. The store keeps their previous
+    /// rows instead of closing them, so a partial sync never reads as
+    /// "access removed".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<KeptSlice>,
+}
+
+impl Fragment {
+    /// The errors of the slices not read (`None` for a complete sync), one
+    /// `name: error` per slice, for the sync run record.
+    pub fn kept_error(&self) -> Option<String> {
+        if self.kept.is_empty() {
+            return None;
+        }
+        Some(self.kept.iter().map(|k| format!("{}: {}", k.name, k.error)).collect::<Vec<_>>().join("; "))
+    }
+}
+
+/// A slice of a source that a sync could not read, named by an exact node-id
+/// scope. The stored rows it keeps: nodes whose id starts with one of
+/// `prefixes`, edges with either end under one, and the node at the other
+/// end of such an edge (a key its user holds, a shared resource pattern),
+/// unless the sync's own fragment reports that row, which then wins.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptSlice {
+    /// What the slice is, for reports (`account 222222222222`).
+    pub name: String,
+    /// Node-id prefixes of the slice (`aws-prod:role:222222222222/`).
+    pub prefixes: Vec<String>,
+    /// Why it could not be read.
+    pub error: String,
+}
+
+impl KeptSlice {
+    /// Whether a node id lies in the slice's scope.
+    pub fn covers(&self, id: &str) -> bool {
+        self.prefixes.iter().any(|prefix| id.starts_with(prefix.as_str()))
+    }
 }
 
 /// Builds a node id `SOURCE:KIND:KEY`.

@@ -56,7 +56,7 @@ fn access(graph: &AccessGraph, principal: &str) -> Vec<(String, String, Vec<Stri
     let mut out: Vec<_> = graph
         .effective_access(now())
         .of_principal(ix(graph, principal))
-        .map(|e: &AccessEntry| (graph.node(e.resource).id.clone(), e.action.clone(), graph.path_ids(&e.path)))
+        .map(|e: &AccessEntry| (graph.node(e.resource).id.clone(), e.action.to_string(), graph.path_ids(&e.path())))
         .collect();
     out.sort();
     out

@@ -225,7 +225,7 @@ proptest! {
         prop_assert_eq!(got.len(), access.entries().len(), "one entry per (principal, resource, action)");
 
         for entry in access.entries() {
-            let path = graph.path_ids(&entry.path);
+            let path = graph.path_ids(&entry.path());
             let principal = &graph.node(entry.principal).id;
             let resource = &graph.node(entry.resource).id;
             prop_assert!(path.len() >= 2, "{:?}", path);
@@ -239,7 +239,7 @@ proptest! {
             }
             let grantee = &path[path.len() - 2];
             prop_assert!(
-                built.grants.contains(&(grantee.clone(), resource.clone(), entry.action.clone())),
+                built.grants.contains(&(grantee.clone(), resource.clone(), entry.action.to_string())),
                 "no live grant of {} from {} on {}", entry.action, grantee, resource
             );
             // Shortest: no grant of this (resource, action) is closer to the principal.

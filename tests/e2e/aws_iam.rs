@@ -173,7 +173,7 @@ fn the_export_lists_who_can_become_whom_and_queries_walk_the_chain() {
 pub(super) mod live {
     use super::super::common::*;
     use super::{LATER, NOW};
-    use wiremock::matchers::{body_string_contains, method};
+    use wiremock::matchers::{body_string_contains, header_regex, method};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
@@ -213,8 +213,19 @@ pub(super) mod live {
         body_string_contains(format!("Action={name}&"))
     }
 
-    /// A small account on the mock (shared with the security test).
-    pub(in crate::e2e) async fn mount_account(server: &MockServer) {
+    /// The e2e run's own credentials (the base account, 111…).
+    const BASE_KEY: &str = "AKIDE2EEXAMPLE000001";
+    /// The session AssumeRole hands out for the second account (222…).
+    const BETA_KEY: &str = "ASIAE2EBETAEXAMPLE01";
+
+    async fn mount_account(server: &MockServer) {
+        mount_account_as(server, BASE_KEY, true).await;
+    }
+
+    /// The fixture account, for requests signed with `key`; `ci_bot_key`:
+    /// whether ci-bot still has its access key.
+    pub(in crate::e2e) async fn mount_account_as(server: &MockServer, key: &str, ci_bot_key: bool) {
+        let signed = || header_regex("authorization", &format!("Credential={key}/"));
         let api = repo().join("fixtures/aws/api");
         let page = |n: u8| std::fs::read_to_string(api.join(format!("authorization-details-{n}.xml"))).expect("page");
         let csv = std::fs::read(repo().join("fixtures/aws/credential-report.csv")).expect("report");
@@ -230,22 +241,26 @@ pub(super) mod live {
         Mock::given(method("POST"))
             .and(action("GetAccountAuthorizationDetails"))
             .and(body_string_contains("Marker=bWFya2VyLXBhZ2UtMg"))
+            .and(signed())
             .respond_with(xml(200, page(2)))
             .with_priority(1)
             .mount(server)
             .await;
         Mock::given(method("POST"))
             .and(action("GetAccountAuthorizationDetails"))
+            .and(signed())
             .respond_with(xml(200, page(1)))
             .mount(server)
             .await;
         Mock::given(method("POST"))
             .and(action("GenerateCredentialReport"))
+            .and(signed())
             .respond_with(ok("GenerateCredentialReport", IAM_NS, "<State>COMPLETE</State>"))
             .mount(server)
             .await;
         Mock::given(method("POST"))
             .and(action("GetCredentialReport"))
+            .and(signed())
             .respond_with(ok(
                 "GetCredentialReport",
                 IAM_NS,
@@ -263,12 +278,17 @@ pub(super) mod live {
             ),
             (
                 "ci-bot",
-                "<member><UserName>ci-bot</UserName><AccessKeyId>AKIAACMECIBOT0000001</AccessKeyId><Status>Active</Status><CreateDate>2024-10-01T00:00:00Z</CreateDate></member>",
+                if ci_bot_key {
+                    "<member><UserName>ci-bot</UserName><AccessKeyId>AKIAACMECIBOT0000001</AccessKeyId><Status>Active</Status><CreateDate>2024-10-01T00:00:00Z</CreateDate></member>"
+                } else {
+                    ""
+                },
             ),
         ] {
             Mock::given(method("POST"))
                 .and(action("ListAccessKeys"))
                 .and(body_string_contains(format!("UserName={user}")))
+                .and(signed())
                 .respond_with(ok(
                     "ListAccessKeys",
                     IAM_NS,
@@ -357,5 +377,228 @@ pub(super) mod live {
         let ids: Vec<&str> =
             export["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
         assert!(ids.contains(&"acme:role:deployer") && ids.contains(&"acme:access_key:AKIAACMECIBOT0000001"));
+    }
+
+    /// `text` percent-encoded as IAM encodes policy documents.
+    fn url_encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    /// How the second account (222…) answers.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Beta {
+        /// Readable; `key`: whether ops-bot still has its access key.
+        Healthy { key: bool },
+        /// Its audit role cannot be assumed.
+        Denied,
+    }
+
+    /// The second account: one agent-tagged user, ops-bot, without an owner,
+    /// writing every S3 bucket of its account with a standing key.
+    async fn mount_beta(server: &MockServer, beta: Beta) {
+        if beta == Beta::Denied {
+            Mock::given(method("POST"))
+                .and(action("AssumeRole"))
+                .and(body_string_contains("222222222222"))
+                .respond_with(xml(
+                    403,
+                    format!(
+                        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+                         <Code>AccessDenied</Code><Message>User: arn:aws:iam::111111111111:user/accessgraph is not \
+                         authorized to perform: sts:AssumeRole on resource: arn:aws:iam::222222222222:role/accessgraph-audit\
+                         </Message></Error><RequestId>8f2d2c2e-8f7b-4c44-9a3e-2a9f0d2b1f12</RequestId></ErrorResponse>"
+                    ),
+                ))
+                .mount(server)
+                .await;
+            return;
+        }
+        Mock::given(method("POST"))
+            .and(action("AssumeRole"))
+            .and(body_string_contains("222222222222"))
+            .respond_with(ok(
+                "AssumeRole",
+                "https://sts.amazonaws.com/doc/2011-06-15/",
+                &format!(
+                    "<AssumedRoleUser><Arn>arn:aws:sts::222222222222:assumed-role/accessgraph-audit/accessgraph</Arn>\
+                     <AssumedRoleId>AROAE2EBETA000000001:accessgraph</AssumedRoleId></AssumedRoleUser>\
+                     <Credentials><AccessKeyId>{BETA_KEY}</AccessKeyId><SecretAccessKey>beta-secret-not-real</SecretAccessKey>\
+                     <SessionToken>beta-session-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>"
+                ),
+            ))
+            .mount(server)
+            .await;
+        let signed = || header_regex("authorization", &format!("Credential={BETA_KEY}/"));
+        let policy = url_encode(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::beta-*"}]}"#,
+        );
+        let details = format!(
+            "<GetAccountAuthorizationDetailsResponse xmlns=\"{IAM_NS}\"><GetAccountAuthorizationDetailsResult>\
+             <IsTruncated>false</IsTruncated><UserDetailList><member><Path>/</Path><UserName>ops-bot</UserName>\
+             <UserId>AIDAE2EBETAOPSBOT001</UserId><Arn>arn:aws:iam::222222222222:user/ops-bot</Arn>\
+             <CreateDate>2023-01-01T00:00:00Z</CreateDate><UserPolicyList><member><PolicyName>buckets</PolicyName>\
+             <PolicyDocument>{policy}</PolicyDocument></member></UserPolicyList><GroupList/><AttachedManagedPolicies/>\
+             <Tags><member><Key>accessgraph:kind</Key><Value>agent</Value></member></Tags></member></UserDetailList>\
+             <GroupDetailList/><RoleDetailList/><Policies/></GetAccountAuthorizationDetailsResult>\
+             <ResponseMetadata><RequestId>7a62c49f-347e-4fc4-9331-6e8e00000002</RequestId></ResponseMetadata>\
+             </GetAccountAuthorizationDetailsResponse>"
+        );
+        Mock::given(method("POST"))
+            .and(action("GetAccountAuthorizationDetails"))
+            .and(signed())
+            .respond_with(xml(200, details))
+            .mount(server)
+            .await;
+        Mock::given(method("POST"))
+            .and(action("GenerateCredentialReport"))
+            .and(signed())
+            .respond_with(ok("GenerateCredentialReport", IAM_NS, "<State>COMPLETE</State>"))
+            .mount(server)
+            .await;
+        let fixture = std::fs::read_to_string(repo().join("fixtures/aws/credential-report.csv")).expect("report");
+        let header = fixture.lines().next().expect("header");
+        let csv = format!(
+            "{header}\nops-bot,arn:aws:iam::222222222222:user/ops-bot,2023-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,\
+             true,2023-02-01T00:00:00+00:00,2025-05-20T00:00:00+00:00,us-east-1,s3,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"
+        );
+        Mock::given(method("POST"))
+            .and(action("GetCredentialReport"))
+            .and(signed())
+            .respond_with(ok(
+                "GetCredentialReport",
+                IAM_NS,
+                &format!(
+                    "<Content>{}</Content><ReportFormat>text/csv</ReportFormat><GeneratedTime>2025-05-31T10:00:00Z</GeneratedTime>",
+                    base64(csv.as_bytes())
+                ),
+            ))
+            .mount(server)
+            .await;
+        let keys = if beta == (Beta::Healthy { key: true }) {
+            "<member><UserName>ops-bot</UserName><AccessKeyId>AKIAE2EBETAOPSBOT001</AccessKeyId><Status>Active</Status>\
+             <CreateDate>2023-02-01T00:00:00Z</CreateDate></member>"
+        } else {
+            ""
+        };
+        Mock::given(method("POST"))
+            .and(action("ListAccessKeys"))
+            .and(signed())
+            .respond_with(ok(
+                "ListAccessKeys",
+                IAM_NS,
+                &format!("<AccessKeyMetadata>{keys}</AccessKeyMetadata><IsTruncated>false</IsTruncated>"),
+            ))
+            .mount(server)
+            .await;
+    }
+
+    /// (rule, subject, object) → status of every finding in a scan report.
+    fn statuses(report: &serde_json::Value) -> std::collections::BTreeMap<(String, String, String), String> {
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| {
+                let field = |k: &str| f[k].as_str().expect("string field").to_string();
+                ((field("rule"), field("subject"), field("object")), field("status"))
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreadable_account_keeps_its_rows_and_findings_while_the_other_lands() {
+        const EVEN_LATER: &str = "2025-06-03T00:00:00Z";
+        let server = MockServer::start().await;
+        mount_account_as(&server, BASE_KEY, true).await;
+        mount_beta(&server, Beta::Healthy { key: true }).await;
+        let scratch = Scratch::new();
+        scratch.write(
+            "accessgraph.toml",
+            &format!(
+                "[store]\nurl = \"sqlite://store.db\"\n\n[[source]]\nname = \"acme\"\nkind = \"aws-iam\"\n\
+                 account_name = \"acme-prod\"\nendpoint_url = \"{}\"\n\
+                 assume_roles = [\"arn:aws:iam::222222222222:role/accessgraph-audit\"]\n",
+                server.uri()
+            ),
+        );
+        let scan_at = |now: &'static str| {
+            let scratch = &scratch;
+            tokio::task::block_in_place(|| scan(scratch, now))
+        };
+        let t = |rule: &str, subject: &str, object: &str| (rule.to_string(), subject.to_string(), object.to_string());
+        let ops_bot = "acme:user:222222222222/ops-bot";
+        let ops_key = "acme:access_key:AKIAE2EBETAOPSBOT001";
+        let ci_bot = "acme:user:111111111111/ci-bot";
+        let ci_key = "acme:access_key:AKIAACMECIBOT0000001";
+        let beta_findings = [
+            t("secret.standing", ops_bot, ops_key),
+            t("secret.stale", ops_bot, ops_key),
+            t("ownerless.no_owner", ops_bot, ops_bot),
+            t("ownerless.unregistered", ops_bot, ops_bot),
+        ];
+        let ci_findings = [t("secret.standing", ci_bot, ci_key), t("secret.stale", ci_bot, ci_key)];
+
+        // 1. Both accounts read.
+        let first = scan_at(NOW);
+        assert_eq!(code(&first), 0, "{}", stderr(&first));
+        let report = json(&first);
+        assert_eq!(report["summary"]["sources"][0]["status"], "succeeded");
+        let found = statuses(&report);
+        for finding in beta_findings.iter().chain(&ci_findings) {
+            assert_eq!(found.get(finding).map(String::as_str), Some("open"), "{finding:?} in {found:?}");
+        }
+
+        // 2. The second account cannot be assumed; the first loses ci-bot's key.
+        server.reset().await;
+        mount_account_as(&server, BASE_KEY, false).await;
+        mount_beta(&server, Beta::Denied).await;
+        let second = scan_at(LATER);
+        assert_eq!(code(&second), 3, "a partial source exits 3 like a failed one: {}", stderr(&second));
+        let report = json(&second);
+        let source = &report["summary"]["sources"][0];
+        assert_eq!(source["status"], "partial", "{source}");
+        let error = source["error"].as_str().expect("error text");
+        assert!(error.starts_with("account 222222222222: ") && error.contains("sts:AssumeRole"), "{error}");
+        assert!(source["stats"]["kept"].as_u64().is_some_and(|kept| kept > 0), "{source}");
+        let found = statuses(&report);
+        for finding in &beta_findings {
+            assert_eq!(found.get(finding).map(String::as_str), Some("open"), "B's findings survive: {finding:?}");
+        }
+        for finding in &ci_findings {
+            assert_eq!(found.get(finding).map(String::as_str), Some("resolved"), "A's change lands: {finding:?}");
+        }
+        let export = json(&run(&["export", "--config", &scratch.config(), "--format", "json"]));
+        let ids: Vec<&str> =
+            export["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
+        assert!(ids.contains(&ops_bot) && ids.contains(&ops_key), "B's rows are kept: {ids:?}");
+        assert!(!ids.contains(&ci_key), "A's removed key is gone");
+        let grants: Vec<&serde_json::Value> = export["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .filter(|e| e["from"] == ops_bot && e["kind"] == "grant")
+            .collect();
+        assert_eq!(grants.len(), 1, "ops-bot's access is not removed: {grants:?}");
+
+        // 3. The second account recovers, without ops-bot's key: its changes land.
+        server.reset().await;
+        mount_account_as(&server, BASE_KEY, false).await;
+        mount_beta(&server, Beta::Healthy { key: false }).await;
+        let third = scan_at(EVEN_LATER);
+        assert_eq!(code(&third), 0, "{}", stderr(&third));
+        let report = json(&third);
+        assert_eq!(report["summary"]["sources"][0]["status"], "succeeded");
+        let found = statuses(&report);
+        for finding in &beta_findings[..2] {
+            assert_eq!(found.get(finding).map(String::as_str), Some("resolved"), "B's change lands: {finding:?}");
+        }
+        for finding in &beta_findings[2..] {
+            assert_eq!(found.get(finding).map(String::as_str), Some("open"), "{finding:?}");
+        }
     }
 }

@@ -11,7 +11,7 @@
 //!   and unsafe secrets as warnings, naming file and line, never the value.
 //! - Terminal output strips control characters from remote names.
 
-use super::aws_iam::live::mount_account;
+use super::aws_iam::live::mount_account_as;
 use super::common::*;
 use super::llm_saas::{ANTHROPIC_KEY, OPENAI_KEY, SCIM_TOKEN, Servers, servers};
 use serde_json::{Value, json};
@@ -191,7 +191,7 @@ async fn world() -> World {
     gh_app.mount_fixtures(&dir).await;
     let llm = servers().await;
     let aws = MockServer::start().await;
-    mount_account(&aws).await;
+    mount_account_as(&aws, "AKIDSECURITYE2E00001", true).await;
     Mock::given(method("POST"))
         .and(body_string_contains("Action=AssumeRole&"))
         .respond_with(

@@ -400,26 +400,100 @@ async fn assume_roles_reads_each_account_and_qualifies_names() {
     }));
 }
 
-#[tokio::test]
-async fn one_failing_account_fails_the_whole_sync() {
-    let server = MockServer::start().await;
-    mount_account(&server, BASE_KEY, "111111111111").await;
+/// AssumeRole of `account`'s audit role answered with `template`.
+async fn mount_assume_of(server: &MockServer, account: &str, template: ResponseTemplate) {
     Mock::given(method("POST"))
         .and(action("AssumeRole"))
-        .respond_with(error(
-            403,
-            "Sender",
-            "AccessDenied",
-            "User: arn:aws:iam::111111111111:user/accessgraph is not authorized to perform: sts:AssumeRole",
-        ))
+        .and(body_string_contains(format!("{account}%3Arole%2Faccessgraph-audit")))
+        .respond_with(template)
+        .with_priority(1)
+        .mount(server)
+        .await;
+}
+
+fn ids_of(fragment: &Fragment) -> BTreeSet<&str> {
+    fragment.nodes.iter().map(|n| n.id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_failing_account_is_kept_while_the_others_are_read() {
+    let server = MockServer::start().await;
+    mount_account(&server, BASE_KEY, "111111111111").await;
+    // 222… is read through the assumed role; 333…'s role cannot be assumed.
+    mount_assume(&server, "accessgraph-audit").await;
+    mount_account(&server, ASSUMED_KEY, "222222222222").await;
+    let denied = "User: arn:aws:iam::111111111111:user/accessgraph is not authorized to perform: sts:AssumeRole \
+                  on resource: arn:aws:iam::333333333333:role/accessgraph-audit";
+    mount_assume_of(&server, "333333333333", error(403, "Sender", "AccessDenied", denied)).await;
+    let mut with_roles = settings(&server);
+    with_roles.assume_roles = vec![
+        "arn:aws:iam::222222222222:role/accessgraph-audit".into(),
+        "arn:aws:iam::333333333333:role/accessgraph-audit".into(),
+    ];
+    let fragment = connector(&server, with_roles).sync().await.expect("a partial fragment");
+    let ids = ids_of(&fragment);
+    assert!(ids.contains("acme:user:111111111111/bob@acme.example"), "{ids:?}");
+    assert!(ids.contains("acme:role:222222222222/deployer"), "{ids:?}");
+    assert!(!ids.iter().any(|id| id.contains("333333333333")), "nothing of the unread account: {ids:?}");
+    assert_eq!(fragment.kept.len(), 1);
+    let kept = &fragment.kept[0];
+    assert_eq!(kept.name, "account 333333333333");
+    assert_eq!(kept.prefixes, super::account_prefixes("acme", "333333333333"));
+    assert!(kept.covers("acme:role:333333333333/deployer") && !kept.covers("acme:role:222222222222/deployer"));
+    assert!(kept.error.contains("sts:AssumeRole arn:aws:iam::333333333333:role/accessgraph-audit"), "{}", kept.error);
+    assert!(kept.error.contains("not authorized"), "{}", kept.error);
+    assert_eq!(fragment.kept_error().as_deref(), Some(format!("account 333333333333: {}", kept.error).as_str()));
+    // The read accounts map exactly as they would with 333… read and empty.
+    let alice = fragment.nodes.iter().find(|n| n.id == "acme:user:111111111111/alice@acme.example").expect("alice");
+    assert_eq!(alice.attrs.get("account_name").map(String::as_str), Some("acme-prod"));
+}
+
+#[tokio::test]
+async fn an_account_whose_details_are_denied_is_kept() {
+    let server = MockServer::start().await;
+    mount_account(&server, BASE_KEY, "111111111111").await;
+    mount_assume(&server, "accessgraph-audit").await;
+    let message = "User: arn:aws:sts::222222222222:assumed-role/accessgraph-audit/accessgraph is not authorized \
+                   to perform: iam:GetAccountAuthorizationDetails on resource: *";
+    Mock::given(method("POST"))
+        .and(action("GetAccountAuthorizationDetails"))
+        .and(signed_by(ASSUMED_KEY))
+        .respond_with(error(403, "Sender", "AccessDenied", message))
         .mount(&server)
         .await;
     let mut with_roles = settings(&server);
     with_roles.assume_roles = vec!["arn:aws:iam::222222222222:role/accessgraph-audit".into()];
-    let err = connector(&server, with_roles).sync().await.expect_err("no partial fragment");
-    let text = err.to_string();
-    assert!(text.contains("sts:AssumeRole arn:aws:iam::222222222222:role/accessgraph-audit"), "{text}");
-    assert!(matches!(err, SyncError::Http(HttpError::Permission { .. })));
+    let fragment = connector(&server, with_roles).sync().await.expect("a partial fragment");
+    let ids = ids_of(&fragment);
+    // Names stay qualified: the source still has two accounts.
+    assert!(ids.contains("acme:role:111111111111/deployer"), "{ids:?}");
+    assert!(!ids.contains("acme:role:deployer"));
+    assert_eq!(fragment.kept.len(), 1);
+    assert_eq!(fragment.kept[0].name, "account 222222222222");
+    assert!(fragment.kept[0].error.contains("iam:GetAccountAuthorizationDetails"), "{}", fragment.kept[0].error);
+    // The credentials' own account trusts nobody in 222…, so no edge and no
+    // `external:` node stands in for the unread account's principals.
+    assert!(!ids.iter().any(|id| id.contains("222222222222")), "{ids:?}");
+}
+
+#[tokio::test]
+async fn when_no_account_can_be_read_the_sync_fails() {
+    let server = MockServer::start().await;
+    let message = "User: arn:aws:iam::111111111111:user/accessgraph is not authorized to perform: \
+                   iam:GetAccountAuthorizationDetails on resource: *";
+    Mock::given(method("POST"))
+        .and(action("GetAccountAuthorizationDetails"))
+        .respond_with(error(403, "Sender", "AccessDenied", message))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    mount_account(&server, BASE_KEY, "111111111111").await;
+    mount_assume_of(&server, "222222222222", error(403, "Sender", "AccessDenied", "not authorized: sts:AssumeRole"))
+        .await;
+    let mut with_roles = settings(&server);
+    with_roles.assume_roles = vec!["arn:aws:iam::222222222222:role/accessgraph-audit".into()];
+    let err = connector(&server, with_roles).sync().await.expect_err("nothing read: no fragment");
+    assert!(matches!(err, SyncError::Http(HttpError::Permission { .. })), "{err}");
 }
 
 #[tokio::test]

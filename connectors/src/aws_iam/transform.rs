@@ -78,12 +78,46 @@ struct GroupInfo {
 /// Maps every account. `accounts` holds one entry per synced account; with
 /// more than one, names are qualified by account id.
 pub fn map(settings: &MapSettings<'_>, accounts: &[AccountData]) -> Result<Fragment, SyncError> {
-    Mapper::new(settings, accounts).run()
+    map_partial(settings, accounts, &Unread::default())
+}
+
+/// The configured accounts a sync could not read. Their ids keep names
+/// qualified (the source still has several accounts), and trusts naming
+/// their principals produce no `external:` node: those principals' edges are
+/// in the unread account's slice, which the store keeps.
+#[derive(Clone, Debug, Default)]
+pub struct Unread {
+    /// Their 12-digit account ids.
+    pub accounts: Vec<String>,
+    /// Whether the credentials' own account (the one `account_name` names)
+    /// is among them.
+    pub primary: bool,
+}
+
+/// [`map`] for a sync that read `accounts` but not `unread`.
+pub fn map_partial(
+    settings: &MapSettings<'_>,
+    accounts: &[AccountData],
+    unread: &Unread,
+) -> Result<Fragment, SyncError> {
+    Mapper::new(settings, accounts, unread).run()
+}
+
+/// The node-id prefixes of one account's slice when a source has several
+/// accounts: its users, groups, roles, customer policies and the resource
+/// patterns scoped to it. Keys, shared resource patterns and external
+/// principals are reached through its edges (see `KeptSlice`).
+pub fn account_prefixes(source: &str, account_id: &str) -> Vec<String> {
+    ["user", "group", "role", "policy", "resource"]
+        .iter()
+        .map(|kind| format!("{}/", node_id(source, kind, account_id)))
+        .collect()
 }
 
 struct Mapper<'a> {
     s: &'a MapSettings<'a>,
     accounts: &'a [AccountData],
+    unread: &'a Unread,
     multi: bool,
     arena: Vec<PolicyDocument>,
     nodes: BTreeMap<String, Node>,
@@ -103,11 +137,12 @@ fn invalid(label: &str, location: String, message: impl Into<String>) -> SyncErr
 }
 
 impl<'a> Mapper<'a> {
-    fn new(s: &'a MapSettings<'a>, accounts: &'a [AccountData]) -> Mapper<'a> {
+    fn new(s: &'a MapSettings<'a>, accounts: &'a [AccountData], unread: &'a Unread) -> Mapper<'a> {
         Mapper {
             s,
             accounts,
-            multi: accounts.len() > 1,
+            unread,
+            multi: accounts.len() + unread.accounts.len() > 1,
             arena: Vec::new(),
             nodes: BTreeMap::new(),
             edges: BTreeMap::new(),
@@ -400,7 +435,7 @@ impl<'a> Mapper<'a> {
         if !account_id.is_empty() {
             node.attrs.insert("account_id".into(), account_id.clone());
         }
-        if account == 0 || !self.multi {
+        if (account == 0 && !self.unread.primary) || !self.multi {
             node.attrs.insert("account_name".into(), self.s.account_name.to_string());
         }
         if !path.is_empty() && path != "/" {
@@ -761,6 +796,10 @@ impl<'a> Mapper<'a> {
                             }
                         }
                     }
+                    Principal::Aws(value) if self.is_unread(&value) => {
+                        // A principal of an account not read this time: its
+                        // edges are in that account's kept slice.
+                    }
                     Principal::Aws(value) => {
                         if let Some(account_id) = account_principal(&value) {
                             match self.accounts.iter().position(|a| a.account_id == account_id) {
@@ -854,6 +893,13 @@ impl<'a> Mapper<'a> {
         {
             node.attrs.insert("trusted_services".into(), services.into_iter().collect::<Vec<_>>().join(", "));
         }
+    }
+
+    /// Whether an `AWS` principal (an account, or an ARN) belongs to an
+    /// account configured but not read by this sync.
+    fn is_unread(&self, principal: &str) -> bool {
+        let account = account_principal(principal).or_else(|| arn_account(principal).map(str::to_string));
+        account.is_some_and(|id| self.unread.accounts.contains(&id))
     }
 
     /// An `external:` node for a principal outside the synced accounts.
@@ -973,7 +1019,12 @@ impl<'a> Mapper<'a> {
         edges.extend(self.grants);
         edges.sort_by_cached_key(Edge::key);
         edges.dedup_by(|a, b| a.kind == b.kind && a.from == b.from && a.to == b.to && a.actions == b.actions);
-        Fragment { source: self.s.source.to_string(), nodes: self.nodes.into_values().collect(), edges }
+        Fragment {
+            source: self.s.source.to_string(),
+            nodes: self.nodes.into_values().collect(),
+            edges,
+            kept: Vec::new(),
+        }
     }
 }
 

@@ -173,7 +173,7 @@ impl<'a> Builder<'a> {
         for ((from, to), actions) in self.grants {
             edges.push(Edge::grant(from, to, actions));
         }
-        Fragment { source: self.source.to_string(), nodes: self.nodes.into_values().collect(), edges }
+        Fragment { source: self.source.to_string(), nodes: self.nodes.into_values().collect(), edges, kept: Vec::new() }
     }
 }
 

@@ -93,7 +93,7 @@ pub fn map(source: &str, directory: &Directory) -> Result<Fragment, SyncError> {
     if dangling > 0 {
         tracing::debug!(source = %source, dangling, "group members naming no listed user or group were skipped");
     }
-    Ok(Fragment { source: source.to_string(), nodes, edges })
+    Ok(Fragment { source: source.to_string(), nodes, edges, kept: Vec::new() })
 }
 
 fn user_node(source: &str, id: &str, user: &Map<String, Value>, path: &str) -> Result<Node, SyncError> {

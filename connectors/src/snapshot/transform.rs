@@ -161,7 +161,7 @@ pub fn map(source: &str, file: &str, raw: RawSnapshot) -> Result<Fragment, SyncE
         nodes.push(node);
     }
 
-    Ok(Fragment { source: source.to_string(), nodes, edges: edges.edges })
+    Ok(Fragment { source: source.to_string(), nodes, edges: edges.edges, kept: Vec::new() })
 }
 
 /// The sections a reference can point into.

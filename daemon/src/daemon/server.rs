@@ -169,7 +169,7 @@ async fn sources(State(shared): State<AppState>) -> Response {
             "schedule": source.schedule.as_ref().map(|s| s.text()).unwrap_or(super::scheduler::DEFAULT_SCHEDULE),
             "next_sync_at": state.next_tick,
             "syncing": state.syncing_since.is_some(),
-            "last_success_at": spans.get(&source.name).map(|(_, last)| *last),
+            "last_success_at": spans.get(&source.name).and_then(|(_, last)| *last),
             "last_sync": last_sync,
         }));
     }

@@ -204,7 +204,7 @@ pub(super) fn build(
                     allowed: record.allowed_systems.as_ref().is_none_or(|systems| systems.contains(&resource.source)),
                     expires_at: item.expires_at,
                 });
-                reach.actions.push(item.action.clone());
+                reach.actions.push(item.action.to_string());
                 reach.expires_at = match (reach.expires_at, item.expires_at) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     _ => None,

@@ -6,6 +6,8 @@ mod findings;
 mod http_cache;
 mod lease;
 mod outbox;
+#[cfg(test)]
+mod slice_tests;
 mod sync;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Rows a sync changed.
 /// A failed sync stores `{}` (the column default): every count reads as 0.
@@ -23,6 +23,10 @@ pub struct SyncStats {
     pub opened: u64,
     /// Rows closed (vanished or changed).
     pub closed: u64,
+    /// Rows of slices the sync could not read, carried over unchanged
+    /// (`Fragment::kept`; 0, and not written, for a complete sync).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub kept: u64,
 }
 
 /// One recorded sync attempt.
@@ -32,7 +36,8 @@ pub struct SyncRun {
     pub source: String,
     /// Source kind.
     pub kind: String,
-    /// `succeeded` or `failed`.
+    /// `succeeded`, `partial` (some slices not read: their rows were kept;
+    /// `error` says which and why) or `failed`.
     pub status: String,
     /// When it started.
     pub started_at: DateTime<Utc>,
@@ -43,6 +48,10 @@ pub struct SyncRun {
     pub error: Option<String>,
     /// Row counts.
     pub stats: SyncStats,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Rows per multi-row INSERT: well under both databases' bind limits.
@@ -61,7 +70,9 @@ struct Row_ {
 }
 
 impl Store {
-    /// Applies a complete, successful sync of `source` as of `now`.
+    /// Applies a successful sync of `source` as of `now`: complete, or
+    /// partial when `fragment.kept` names slices it could not read (their
+    /// rows carry over and the run is recorded as `partial`).
     pub async fn apply_sync(
         &self,
         kind: &str,
@@ -94,11 +105,12 @@ impl Store {
         }
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let latest =
-            sqlx::query("SELECT MAX(finished_at) AS at FROM sync_runs WHERE source = $1 AND status = 'succeeded'")
-                .bind(source)
-                .fetch_one(&mut *tx)
-                .await?;
+        let latest = sqlx::query(
+            "SELECT MAX(finished_at) AS at FROM sync_runs WHERE source = $1 AND status IN ('succeeded', 'partial')",
+        )
+        .bind(source)
+        .fetch_one(&mut *tx)
+        .await?;
         if let Some(latest) = opt_time(&latest, "at")?
             && latest > now
         {
@@ -108,21 +120,28 @@ impl Store {
         }
         let mut stats =
             SyncStats { nodes: node_rows.len() as u64, edges: edge_rows.len() as u64, ..SyncStats::default() };
-        for (table, key_column, rows) in [("nodes", "id", &node_rows), ("edges", "edge_key", &edge_rows)] {
-            let (opened, closed) = apply_table(&mut tx, table, key_column, source, rows, now).await?;
+        let (kept_nodes, kept_edges) = kept_rows(&mut tx, fragment).await?;
+        stats.kept = (kept_nodes.len() + kept_edges.len()) as u64;
+        for (table, key_column, rows, kept) in
+            [("nodes", "id", &node_rows, &kept_nodes), ("edges", "edge_key", &edge_rows, &kept_edges)]
+        {
+            let (opened, closed) = apply_table(&mut tx, table, key_column, source, rows, kept, now).await?;
             stats.opened += opened;
             stats.closed += closed;
         }
         let stats_json = serde_json::to_string(&stats).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let error = fragment.kept_error();
         sqlx::query(
-            "INSERT INTO sync_runs (source, kind, started_at, finished_at, status, stats) \
-             VALUES ($1, $2, $3, $4, 'succeeded', $5)",
+            "INSERT INTO sync_runs (source, kind, started_at, finished_at, status, stats, error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(source)
         .bind(kind)
         .bind(to_micros(started_at))
         .bind(to_micros(now))
+        .bind(if error.is_some() { "partial" } else { "succeeded" })
         .bind(stats_json)
+        .bind(error)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -189,32 +208,79 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// The first and the latest successful sync of each source that has one.
-    pub async fn success_span(&self) -> Result<HashMap<String, (DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+    /// Of each source that has landed rows: its first sync that did
+    /// (complete or partial), and its latest complete one (None while every
+    /// sync was partial). A partial sync counts as a sync, not as fresh: an
+    /// account left unread ages the source's `last_success_at`.
+    pub async fn success_span(&self) -> Result<HashMap<String, (DateTime<Utc>, Option<DateTime<Utc>>)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT source, MIN(finished_at) AS first, MAX(finished_at) AS last FROM sync_runs \
-             WHERE status = 'succeeded' GROUP BY source",
+            "SELECT source, MIN(finished_at) AS first, \
+             MAX(CASE WHEN status = 'succeeded' THEN finished_at END) AS last FROM sync_runs \
+             WHERE status IN ('succeeded', 'partial') GROUP BY source",
         )
         .fetch_all(&self.pool)
         .await?;
         let mut out = HashMap::with_capacity(rows.len());
         for row in rows {
             let first: i64 = row.try_get("first")?;
-            let last: i64 = row.try_get("last")?;
-            out.insert(row.try_get("source")?, (from_micros(first), from_micros(last)));
+            let last: Option<i64> = row.try_get("last")?;
+            out.insert(row.try_get("source")?, (from_micros(first), last.map(from_micros)));
         }
         Ok(out)
     }
 
-    /// Whether a source has ever synced successfully.
+    /// Whether a source has ever synced successfully (completely or partially).
     pub async fn has_synced(&self, source: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM sync_runs WHERE source = $1 AND status = 'succeeded'")
-            .bind(source)
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM sync_runs WHERE source = $1 AND status IN ('succeeded', 'partial')")
+                .bind(source)
+                .fetch_one(&self.pool)
+                .await?;
         let n: i64 = row.try_get("n")?;
         Ok(n > 0)
     }
+}
+
+/// The current rows of `fragment.kept`'s slices that the fragment does not
+/// report: (node ids, edge keys) to carry over instead of closing. See
+/// [`accessgraph_graph::model::KeptSlice`] for the scope; empty (and no
+/// query) for a complete sync.
+async fn kept_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    fragment: &Fragment,
+) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
+    let (mut nodes, mut edges) = (HashSet::new(), HashSet::new());
+    if fragment.kept.is_empty() {
+        return Ok((nodes, edges));
+    }
+    let covered = |id: &str| fragment.kept.iter().any(|slice| slice.covers(id));
+    let reported_nodes: HashSet<&str> = fragment.nodes.iter().map(|n| n.id.as_str()).collect();
+    let reported_edges: HashSet<String> = fragment.edges.iter().map(|e| e.key()).collect();
+    let current = sqlx::query("SELECT edge_key, from_id, to_id FROM edges WHERE source = $1 AND valid_to IS NULL")
+        .bind(fragment.source.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut ends: HashSet<String> = HashSet::new();
+    for row in current {
+        let (key, from, to): (String, String, String) =
+            (row.try_get("edge_key")?, row.try_get("from_id")?, row.try_get("to_id")?);
+        if (covered(&from) || covered(&to)) && !reported_edges.contains(&key) {
+            edges.insert(key);
+            ends.insert(from);
+            ends.insert(to);
+        }
+    }
+    let current = sqlx::query("SELECT id FROM nodes WHERE source = $1 AND valid_to IS NULL")
+        .bind(fragment.source.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+    for row in current {
+        let id: String = row.try_get("id")?;
+        if (covered(&id) || ends.contains(&id)) && !reported_nodes.contains(id.as_str()) {
+            nodes.insert(id);
+        }
+    }
+    Ok((nodes, edges))
 }
 
 async fn apply_table(
@@ -223,6 +289,7 @@ async fn apply_table(
     key_column: &str,
     source: &str,
     rows: &[Row_],
+    kept: &HashSet<String>,
     now: DateTime<Utc>,
 ) -> Result<(u64, u64), StoreError> {
     let now_us = to_micros(now);
@@ -248,7 +315,7 @@ async fn apply_table(
     let mut to_open: Vec<&Row_> = Vec::new();
     for (key, (current_hash, valid_from)) in &current {
         let keep = wanted.get(key.as_str()).is_some_and(|row| &row.hash == current_hash);
-        if keep {
+        if keep || kept.contains(key) {
             continue;
         }
         closed += 1;

@@ -25,7 +25,7 @@ fn fragment(users: &[(&str, &str, &str)]) -> Fragment {
         nodes.push(person(key, name));
         edges.push(Edge::grant(format!("forge:user:{key}"), "forge:repo:payments", [*action]));
     }
-    Fragment { source: "forge".into(), nodes, edges }
+    Fragment { source: "forge".into(), nodes, edges, ..Default::default() }
 }
 
 async fn count(store: &Store, table: &str) -> i64 {
@@ -59,12 +59,12 @@ async fn apply_sync_opens_closes_and_keeps_history(url: String) {
     let store = Store::open(&url).await.expect("open");
     let first = fragment(&[("alice", "Alice", "read"), ("bob", "Bob", "admin")]);
     let stats = store.apply_sync("snapshot", &first, t(1), t(1)).await.expect("first sync");
-    assert_eq!(stats, SyncStats { nodes: 3, edges: 2, opened: 5, closed: 0 });
+    assert_eq!(stats, SyncStats { nodes: 3, edges: 2, opened: 5, closed: 0, kept: 0 });
 
     // Bob and his grant vanish; Alice is renamed (a changed row closes and reopens).
     let second = fragment(&[("alice", "Alice A.", "read")]);
     let stats = store.apply_sync("snapshot", &second, t(3), t(3)).await.expect("second sync");
-    assert_eq!(stats, SyncStats { nodes: 2, edges: 1, opened: 1, closed: 3 });
+    assert_eq!(stats, SyncStats { nodes: 2, edges: 1, opened: 1, closed: 3, kept: 0 });
 
     let (nodes, edges) = store.load_rows(&["forge".into()], None).await.expect("current");
     assert_eq!(ids(&nodes), ["forge:repo:payments", "forge:user:alice"]);
@@ -102,7 +102,7 @@ async fn apply_sync_opens_closes_and_keeps_history(url: String) {
     assert_eq!(runs[0].finished_at, t(3));
     assert_eq!(runs[0].stats.nodes, 2);
     let spans = store.success_span().await.expect("spans");
-    assert_eq!(spans.get("forge"), Some(&(t(1), t(3))));
+    assert_eq!(spans.get("forge"), Some(&(t(1), Some(t(3)))));
 }
 
 async fn unchanged_resync_writes_nothing(url: String) {
@@ -134,7 +134,7 @@ async fn failed_sync_changes_nothing(url: String) {
     assert!(store.has_synced("forge").await.expect("still synced once"));
     assert!(store.sync_attempted_since("forge", t(2)).await.expect("since t2"));
     assert!(!store.sync_attempted_since("forge", t(2) + Duration::seconds(1)).await.expect("after t2"));
-    assert_eq!(store.success_span().await.expect("span").get("forge"), Some(&(t(1), t(1))));
+    assert_eq!(store.success_span().await.expect("span").get("forge"), Some(&(t(1), Some(t(1)))));
 }
 
 fn finding(subject: &str, severity: Severity, evidence: &str, at: DateTime<Utc>) -> Finding {

@@ -11,7 +11,7 @@ use crate::findings::{Finding, Severity};
 use crate::model::{Edge, EdgeKind};
 use chrono::{DateTime, Duration, Utc};
 use petgraph::graph::NodeIndex;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// See module docs.
 pub struct DriftBaseline;
@@ -35,32 +35,58 @@ impl Rule for DriftBaseline {
 
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Finding> {
         let window = Duration::days(i64::from(ctx.settings.thresholds.baseline_window_days));
-        // previous: (principal, resource) → actions held then.
-        let mut before: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
+        // previous: (principal, resource) → actions held then, by the
+        // current graph's nodes (access of nodes gone since cannot be added).
+        let mut before: HashMap<(NodeIndex, NodeIndex), BTreeSet<&str>> = HashMap::new();
         for (principal, resource, action) in ctx.previous.into_iter().flatten() {
-            before.entry((principal.as_str(), resource.as_str())).or_default().insert(action.as_str());
-        }
-        // First snapshot: grant edges by (from, to), to date the last hop.
-        let mut grants: HashMap<(&str, &str), Vec<&Edge>> = HashMap::new();
-        if ctx.previous.is_none() {
-            for edge in ctx.graph.edges().filter(|e| e.kind == EdgeKind::Grant) {
-                grants.entry((edge.from.as_str(), edge.to.as_str())).or_default().push(edge);
+            if let (Some(p), Some(r)) = (ctx.graph.find(principal), ctx.graph.find(resource)) {
+                before.entry((p, r)).or_default().insert(action.as_str());
             }
         }
+        // First snapshot: grant edges by (from, to), to date the last hop.
+        let mut grants: HashMap<(NodeIndex, NodeIndex), Vec<&Edge>> = HashMap::new();
+        if ctx.previous.is_none() {
+            for edge in ctx.graph.edges().filter(|e| e.kind == EdgeKind::Grant) {
+                if let (Some(from), Some(to)) = (ctx.graph.find(&edge.from), ctx.graph.find(&edge.to)) {
+                    grants.entry((from, to)).or_default().push(edge);
+                }
+            }
+        }
+        let verdict = |entry: &AccessEntry| -> (bool, Option<DateTime<Utc>>) {
+            match ctx.previous {
+                Some(_) => {
+                    let held_before = before.get(&(entry.principal, entry.resource));
+                    (held_before.is_none_or(|actions| !actions.contains(entry.action.as_str())), None)
+                }
+                None => {
+                    let granted_at = grant_date(ctx, &grants, entry);
+                    (granted_at.is_some_and(|at| at <= ctx.now && ctx.now - at <= window), granted_at)
+                }
+            }
+        };
 
+        // Most entries are unchanged: find the (principal, resource) pairs
+        // that gained something first, so that only those cost allocations.
+        let entries = ctx.access.entries();
+        let mut added_at: Vec<(usize, Option<DateTime<Utc>>)> = Vec::new();
+        let mut gained: HashSet<(NodeIndex, NodeIndex)> = HashSet::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let (added, granted_at) = verdict(entry);
+            if added {
+                added_at.push((i, granted_at));
+                gained.insert((entry.principal, entry.resource));
+            }
+        }
+        let mut added_at = added_at.into_iter().peekable();
         let mut changes: BTreeMap<(String, String), Change<'_>> = BTreeMap::new();
-        for entry in ctx.access.entries() {
+        for (i, entry) in entries.iter().enumerate() {
+            let added = added_at.next_if(|(at, _)| *at == i);
+            if !gained.contains(&(entry.principal, entry.resource)) {
+                continue;
+            }
             let principal_id = ctx.node(entry.principal).id.as_str();
             let resource_id = ctx.node(entry.resource).id.as_str();
-            let held_before = before.get(&(principal_id, resource_id));
-            let granted_at = match ctx.previous {
-                Some(_) => None,
-                None => grant_date(ctx, &grants, entry),
-            };
-            let added = match ctx.previous {
-                Some(_) => held_before.is_none_or(|actions| !actions.contains(entry.action.as_str())),
-                None => granted_at.is_some_and(|at| at <= ctx.now && ctx.now - at <= window),
-            };
+            let held_before = before.get(&(entry.principal, entry.resource));
             let change = changes.entry((principal_id.to_string(), resource_id.to_string())).or_insert_with(|| Change {
                 principal: entry.principal,
                 resource: entry.resource,
@@ -68,14 +94,14 @@ impl Rule for DriftBaseline {
                 granted: BTreeMap::new(),
                 kept: held_before.into_iter().flatten().map(|a| a.to_string()).collect(),
             });
-            if added {
+            if let Some((_, granted_at)) = added {
                 change.added.push(entry);
                 if let Some(at) = granted_at {
-                    change.granted.insert(entry.action.clone(), at);
+                    change.granted.insert(entry.action.to_string(), at);
                 }
             } else if ctx.previous.is_none() {
                 // First snapshot: access that is not recent was already there.
-                change.kept.insert(entry.action.clone());
+                change.kept.insert(entry.action.to_string());
             }
         }
 
@@ -153,17 +179,14 @@ impl Rule for DriftBaseline {
 /// any such edge is undated (its age is unknown, so it is not "recent").
 fn grant_date(
     ctx: &Context<'_>,
-    grants: &HashMap<(&str, &str), Vec<&Edge>>,
+    grants: &HashMap<(NodeIndex, NodeIndex), Vec<&Edge>>,
     entry: &AccessEntry,
 ) -> Option<DateTime<Utc>> {
-    let [.., grantee, resource] = entry.path.as_slice() else {
-        return None;
-    };
-    let key = (ctx.node(*grantee).id.as_str(), ctx.node(*resource).id.as_str());
+    let key = (entry.grantee(), entry.resource);
     let mut dates = grants
         .get(&key)?
         .iter()
-        .filter(|e| e.actions.contains(&entry.action) && e.expires_at.is_none_or(|at| at > ctx.now))
+        .filter(|e| e.actions.iter().any(|a| *a == entry.action) && e.expires_at.is_none_or(|at| at > ctx.now))
         .map(|e| e.granted_at)
         .peekable();
     dates.peek()?;

@@ -36,7 +36,7 @@ impl Rule for DriftPolicy {
             let (_, _, group) =
                 groups.entry(key).or_insert_with(|| (entry.principal, entry.resource, Group::default()));
             group.entries.push(entry);
-            group.actions.entry(entry.action.clone()).or_default().extend(denial.forbidden_by.iter().cloned());
+            group.actions.entry(entry.action.to_string()).or_default().extend(denial.forbidden_by.iter().cloned());
         }
         let mut findings = Vec::new();
         for ((principal_id, resource_id), (principal, resource, group)) in groups {
@@ -61,7 +61,7 @@ impl Rule for DriftPolicy {
                 why.push(format!("{} permitted by no policy", code_list(&unpermitted)));
             }
             let env = ctx.node(resource).environment.as_deref().filter(|e| !e.is_empty());
-            let shortest = group.entries.iter().min_by_key(|e| e.path.len()).map(|e| e.path.as_slice());
+            let shortest = group.entries.iter().min_by_key(|e| e.path_len()).map(|e| e.path());
             let detail = format!(
                 "{} has {} on {}{} through {}, but the Cedar policy does not allow it: {}.",
                 ctx.describe(principal),
@@ -73,7 +73,7 @@ impl Rule for DriftPolicy {
             );
             let remediation = format!(
                 "{} If the access is intended, amend the Cedar policy to permit it{}.",
-                remove_hint(ctx, shortest.unwrap_or(&[])),
+                remove_hint(ctx, shortest.as_deref().unwrap_or(&[])),
                 if forbidden.is_empty() {
                     String::new()
                 } else {

@@ -129,7 +129,7 @@ pub(crate) fn distinct_paths<'e>(
     ctx: &Context<'_>,
     entries: impl IntoIterator<Item = &'e AccessEntry>,
 ) -> Vec<Vec<String>> {
-    let mut paths: Vec<Vec<String>> = entries.into_iter().map(|entry| ctx.evidence(&entry.path)).collect();
+    let mut paths: Vec<Vec<String>> = entries.into_iter().map(|entry| ctx.evidence(&entry.path())).collect();
     paths.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     paths.dedup();
     paths

@@ -38,7 +38,7 @@ fn both_sides(id: &str, ctx: &Context<'_>, rule: &SodRule) -> Vec<Finding> {
         let Some(right_entry) = ctx.access.holds(principal, right, &rule.right.action) else {
             continue;
         };
-        let mut evidence = vec![ctx.evidence(&left_entry.path), ctx.evidence(&right_entry.path)];
+        let mut evidence = vec![ctx.evidence(&left_entry.path()), ctx.evidence(&right_entry.path())];
         evidence.dedup();
         findings.push(Finding::new(
             id,
