@@ -596,6 +596,24 @@ fn the_daemon_under_faulty_apis_stays_flat_and_loses_no_finding() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("event line"))
         .collect();
+    let succeeded: i64 = runs.iter().filter(|((_, s), _)| s == "succeeded").map(|(_, n)| n).sum();
+    let failed: i64 = runs.iter().filter(|((_, s), _)| s == "failed").map(|(_, n)| n).sum();
+    let curve: Vec<String> = samples
+        .iter()
+        .filter(|s| s.at as u64 % 10 == 0 || samples.len() <= 30)
+        .map(|s| format!("{:.0}s {} KiB {} fds", s.at, s.rss_kib, s.fds))
+        .collect();
+    eprintln!(
+        "soak: {seconds} s, seed {seed}; {} requests, injected {} 5xx, {} timeouts, {} slow, {} malformed; \
+         sync runs {runs:?} ({succeeded} ok, {failed} failed); {analyses} analyses; {} events; {toggles} toggles; \
+         drain {drained:?}; RSS second half {early_rss} -> {late_rss} KiB, fds {early_fds} -> {late_fds}; samples: {curve:?}",
+        injected.requests.load(Ordering::Relaxed),
+        injected.server_errors.load(Ordering::Relaxed),
+        injected.timeouts.load(Ordering::Relaxed),
+        injected.slow.load(Ordering::Relaxed),
+        injected.malformed.load(Ordering::Relaxed),
+        events.len(),
+    );
     let mut ids = BTreeSet::new();
     let mut lifecycle: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for event in &events {
@@ -678,24 +696,6 @@ fn the_daemon_under_faulty_apis_stays_flat_and_loses_no_finding() {
     assert_eq!(code(&stored), 0, "{}", stderr(&stored));
     assert_eq!(open_findings(&json(&stored)), open_findings(&clean), "open findings after the soak vs a clean scan");
 
-    let succeeded: i64 = runs.iter().filter(|((_, s), _)| s == "succeeded").map(|(_, n)| n).sum();
-    let failed: i64 = runs.iter().filter(|((_, s), _)| s == "failed").map(|(_, n)| n).sum();
-    let curve: Vec<String> = samples
-        .iter()
-        .filter(|s| s.at as u64 % 10 == 0 || samples.len() <= 30)
-        .map(|s| format!("{:.0}s {} KiB {} fds", s.at, s.rss_kib, s.fds))
-        .collect();
-    eprintln!(
-        "soak: {seconds} s, seed {seed}; {} requests, injected {} 5xx, {} timeouts, {} slow, {} malformed; \
-         sync runs {runs:?} ({succeeded} ok, {failed} failed); {analyses} analyses; {} events; {toggles} toggles; \
-         drain {drained:?}; RSS second half {early_rss} -> {late_rss} KiB, fds {early_fds} -> {late_fds}; samples: {curve:?}",
-        injected.requests.load(Ordering::Relaxed),
-        injected.server_errors.load(Ordering::Relaxed),
-        injected.timeouts.load(Ordering::Relaxed),
-        injected.slow.load(Ordering::Relaxed),
-        injected.malformed.load(Ordering::Relaxed),
-        events.len(),
-    );
     assert!(failed > 0 || seconds < 60, "injected faults fail some ticks in a long run");
     assert!((late_rss as f64) < early_rss as f64 * 1.2, "RSS grew over the second half: {early_rss} -> {late_rss} KiB");
     assert!(late_fds < early_fds + 8, "descriptors grew over the second half: {early_fds} -> {late_fds}");
