@@ -454,7 +454,7 @@ mod tests {
         let after = analyze_live(&config, &store, Vec::new()).await.expect("analysis after");
         assert!(baseline_on_ledger(&after), "the admin grant that landed after the previous analysis is drift");
         let run = store.last_syncs().await.expect("runs").into_iter().find(|r| r.source == "slow").expect("slow run");
-        assert_eq!(run.started_at, started, "the run keeps when it started");
+        assert_eq!(run.started_at.timestamp_micros(), started.timestamp_micros(), "the run keeps when it started");
         assert!(run.finished_at > between.now, "its rows are dated when they landed");
     }
 

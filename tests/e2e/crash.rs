@@ -51,9 +51,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Kills required.
 const KILLS: usize = 24;
-/// Wall-time budget of the kill loop (the whole test stays under a minute
-/// in a debug build).
-const BUDGET: Duration = Duration::from_secs(45);
+/// Most runs of the kill loop (some end before their kill point); the
+/// whole test takes 40-55 s in a debug build on a loaded 2-core machine.
+const MAX_RUNS: usize = 60;
 /// The synthetic part: big enough that a scan takes a few hundred ms in a
 /// debug build, small enough for two dozen of them.
 const SIZE: synth::Size = synth::Size { people: 30, agents: 5, resources: 16, direct_grants_per_person: 5 };
@@ -466,7 +466,7 @@ fn sigkill_at_random_points_leaves_a_consistent_store_and_loses_no_event() {
     let mut delays = Vec::new();
     let mut minutes = 0;
     let loop_started = Instant::now();
-    while kills < KILLS && loop_started.elapsed() < BUDGET {
+    while kills < KILLS && minutes < MAX_RUNS as i64 {
         minutes += 1;
         company.set_apps_version(u32::from(rng.chance(0.5)));
         // Drawn over a bit more than a whole run, so that some runs finish and
@@ -515,7 +515,7 @@ fn sigkill_at_random_points_leaves_a_consistent_store_and_loses_no_event() {
         full,
         loop_started.elapsed()
     );
-    assert!(kills >= 20, "only {kills} kills within the budget");
+    assert!(kills >= 20, "only {kills} kills in {minutes} runs");
 
     // Clean scans on the crashed store and on a fresh one.
     company.set_apps_version(0);
