@@ -469,9 +469,9 @@ fn sigkill_at_random_points_leaves_a_consistent_store_and_loses_no_event() {
     while kills < KILLS && minutes < MAX_RUNS as i64 {
         minutes += 1;
         company.set_apps_version(u32::from(rng.chance(0.5)));
-        // Drawn over a bit more than a whole run, so that some runs finish and
-        // their reconciliations move the findings' lifecycle on.
-        let delay = Duration::from_micros(rng.below(estimate.as_micros() as u64 * 5 / 4 + 1));
+        // Drawn over the length of the last whole run: runs vary, so some
+        // finish, and their reconciliations move the findings' lifecycle on.
+        let delay = Duration::from_micros(rng.below(estimate.as_micros() as u64 + 1));
         let report = company.path("killed-report.json");
         let run_started = Instant::now();
         let mut child = company.spawn_scan("crash.toml", minutes, &report);
