@@ -441,7 +441,7 @@ fn identity(report: &Value, without: Option<&str>) -> BTreeSet<(String, String, 
 #[test]
 fn sigkill_at_random_points_leaves_a_consistent_store_and_loses_no_event() {
     let started = Instant::now();
-    let seed = seed_from_env("ACCESSGRAPH_CRASH_SEED", 0xC4A5_11);
+    let seed = seed_from_env("ACCESSGRAPH_CRASH_SEED", 0x00C4_A511);
     let mut rng = Rng::new(seed);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let hook = runtime.block_on(async {
