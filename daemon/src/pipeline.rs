@@ -48,8 +48,27 @@ pub struct SourceOutcome {
     pub duration_ms: u64,
 }
 
-/// Syncs one source and records the outcome; never fails the cycle.
+/// Syncs one source and records the outcome, its rows stamped `now` (one
+/// instant for every source of a `scan`); never fails the cycle.
 pub async fn sync_source(store: &Store, source: &SourceConfig, now: DateTime<Utc>) -> SourceOutcome {
+    sync_source_stamped(store, source, now, Some(now)).await
+}
+
+/// The daemon's sync: started at `started`, its rows stamped with the
+/// instant they are written, in the order [`Store::stamp_shared`] keeps with
+/// analyses ([`analyze_live`]). Stamping the start instead would date the
+/// rows before analyses that ran while the source was still being fetched
+/// (seconds to minutes for a large organization) and never saw them.
+pub async fn sync_source_live(store: &Store, source: &SourceConfig, started: DateTime<Utc>) -> SourceOutcome {
+    sync_source_stamped(store, source, started, None).await
+}
+
+async fn sync_source_stamped(
+    store: &Store,
+    source: &SourceConfig,
+    now: DateTime<Utc>,
+    stamp: Option<DateTime<Utc>>,
+) -> SourceOutcome {
     let kind = source.settings.kind().to_string();
     let started = Instant::now();
     let context = accessgraph_connectors::registry::BuildContext {
@@ -63,7 +82,9 @@ pub async fn sync_source(store: &Store, source: &SourceConfig, now: DateTime<Utc
         Ok(mut fragment) => {
             fragment.source = source.name.clone();
             let unread = fragment.kept_error();
-            store.apply_sync(&kind, &fragment, now, now).await.map(|stats| (stats, unread)).map_err(|e| e.to_string())
+            let _order = store.stamp_shared().await;
+            let stamp = stamp.unwrap_or_else(Utc::now);
+            store.apply_sync(&kind, &fragment, now, stamp).await.map(|stats| (stats, unread)).map_err(|e| e.to_string())
         }
         Err(error) => Err(error),
     };
@@ -89,7 +110,8 @@ pub async fn sync_source(store: &Store, source: &SourceConfig, now: DateTime<Utc
         }
         Err(error) => {
             tracing::error!(source = %source.name, kind = %kind, error = %error, duration_ms, "source sync failed; its stored data is kept");
-            if let Err(store_error) = store.record_failed_sync(&source.name, &kind, now, now, &error).await {
+            let finished = stamp.unwrap_or_else(Utc::now);
+            if let Err(store_error) = store.record_failed_sync(&source.name, &kind, now, finished, &error).await {
                 tracing::error!(source = %source.name, error = %store_error, "could not record the failed sync");
             }
             SourceOutcome {
@@ -196,6 +218,30 @@ pub async fn analyze_and_record(
     sources: Vec<SourceOutcome>,
 ) -> Result<Cycle, PipelineError> {
     let graph = load_graph(config, store, None).await?;
+    analyze_graph(config, store, graph, now, sources).await
+}
+
+/// The daemon's analysis, at the current instant: the instant and the rows
+/// are read while no sync is between its stamp and its commit, so the graph
+/// analyzed is exactly the rows stamped up to that instant, which is what
+/// the next analysis rebuilds as its previous snapshot (see
+/// [`Store::stamp_shared`]).
+pub async fn analyze_live(config: &Config, store: &Store, sources: Vec<SourceOutcome>) -> Result<Cycle, PipelineError> {
+    let (now, graph) = {
+        let _order = store.stamp_exclusive().await;
+        let now = Utc::now();
+        (now, load_graph(config, store, None).await?)
+    };
+    analyze_graph(config, store, graph, now, sources).await
+}
+
+async fn analyze_graph(
+    config: &Config,
+    store: &Store,
+    graph: AccessGraph,
+    now: DateTime<Utc>,
+    sources: Vec<SourceOutcome>,
+) -> Result<Cycle, PipelineError> {
     let settings = config.analysis_settings();
     let policy = policy_engine(config)?;
     let previous_at = store.previous_analysis(now).await?;
@@ -350,4 +396,85 @@ pub async fn deliver_outbox(config: &Config, store: &Store, now: DateTime<Utc>) 
         }
     }
     Ok(delivery)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn export(admin: bool) -> serde_json::Value {
+        let mut grants = vec![json!({"principal": "bot", "resource": "reports", "actions": ["read"]})];
+        if admin {
+            grants.push(json!({"principal": "bot", "resource": "ledger", "actions": ["admin"]}));
+        }
+        json!({"version": 1, "system": "forge",
+            "identities": [{"id": "bot", "kind": "agent", "name": "Bot", "owner": "alice@acme.example", "active": true}],
+            "resources": [{"id": "reports", "kind": "dataset", "name": "Reports"},
+                          {"id": "ledger", "kind": "dataset", "name": "Ledger"}],
+            "grants": grants})
+    }
+
+    fn write(path: &std::path::Path, value: &serde_json::Value) {
+        std::fs::write(path, serde_json::to_vec(value).expect("json")).expect("write export");
+    }
+
+    fn baseline_on_ledger(cycle: &Cycle) -> bool {
+        cycle.analysis.findings.iter().any(|f| f.rule == "drift.baseline" && f.object == "slow:dataset:ledger")
+    }
+
+    /// The daemon's interleaving: `slow` starts syncing, an analysis runs
+    /// (triggered by another source) while it is still fetching, then its
+    /// rows land. The access they add is new to the analysis after, which
+    /// must report it: dating the rows at the sync's start made them part of
+    /// the in-between analysis' snapshot, and the finding was lost.
+    #[tokio::test]
+    async fn access_landing_after_an_analysis_that_ran_during_its_sync_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(&dir.path().join("fast.json"), &export(false));
+        write(&dir.path().join("slow.json"), &export(false));
+        let config_path = dir.path().join("accessgraph.toml");
+        std::fs::write(
+            &config_path,
+            "[store]\nurl = \"sqlite://store.db\"\n\n\
+             [[source]]\nname = \"fast\"\nkind = \"snapshot\"\npath = \"fast.json\"\n\n\
+             [[source]]\nname = \"slow\"\nkind = \"snapshot\"\npath = \"slow.json\"\n",
+        )
+        .expect("config");
+        let config = accessgraph_config::load(&config_path).expect("valid config");
+        let store = Store::open(&config.store.url).await.expect("store");
+        for source in &config.sources {
+            assert_eq!(sync_source_live(&store, source, Utc::now()).await.status, "succeeded");
+        }
+        let first = analyze_live(&config, &store, Vec::new()).await.expect("first analysis");
+        assert!(!baseline_on_ledger(&first));
+
+        write(&dir.path().join("slow.json"), &export(true));
+        let started = Utc::now();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // While `slow` is still fetching, `fast` syncs and an analysis runs.
+        sync_source_live(&store, &config.sources[0], Utc::now()).await;
+        let between = analyze_live(&config, &store, Vec::new()).await.expect("analysis in between");
+        assert!(!baseline_on_ledger(&between), "the grant has not landed yet");
+        let slow = sync_source_live(&store, &config.sources[1], started).await;
+        assert_eq!(slow.status, "succeeded");
+        let after = analyze_live(&config, &store, Vec::new()).await.expect("analysis after");
+        assert!(baseline_on_ledger(&after), "the admin grant that landed after the previous analysis is drift");
+        let run = store.last_syncs().await.expect("runs").into_iter().find(|r| r.source == "slow").expect("slow run");
+        assert_eq!(run.started_at.timestamp_micros(), started.timestamp_micros(), "the run keeps when it started");
+        assert!(run.finished_at > between.now, "its rows are dated when they landed");
+    }
+
+    /// An analysis waits for a sync between its stamp and its commit.
+    #[tokio::test]
+    async fn an_analysis_instant_waits_for_syncs_in_flight() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.expect("store");
+        let in_flight = store.stamp_shared().await;
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), store.stamp_exclusive()).await;
+        assert!(waiting.is_err(), "the analysis waits while a sync is in flight");
+        drop(in_flight);
+        let taken = tokio::time::timeout(std::time::Duration::from_secs(5), store.stamp_exclusive()).await;
+        assert!(taken.is_ok(), "and goes on once it landed");
+    }
 }

@@ -200,7 +200,7 @@ pub(crate) async fn run_tick(shared: &Shared, source: &SourceConfig, tick: DateT
     shared.update_source(&source.name, |state| state.syncing_since = Some(now));
     // `sync_source` logs the summary line (stats, duration) and records a
     // failure; a sync lands only through its one transaction.
-    let outcome = pipeline::sync_source(&shared.store, source, now).await;
+    let outcome = pipeline::sync_source_live(&shared.store, source, now).await;
     lease.release().await;
     shared.metrics.sync(&outcome, Utc::now().timestamp_micros() as f64 / 1e6);
     shared.update_source(&source.name, |state| {

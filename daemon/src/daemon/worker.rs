@@ -45,12 +45,11 @@ pub(crate) async fn analyze(shared: &Shared) {
             return;
         }
     };
-    // Read the clock under the lease, so analyses are recorded in the
-    // order they ran across replicas.
+    // The clock is read under the lease, so analyses are recorded in the
+    // order they ran across replicas (and after syncs stamped before it).
     let config = shared.config();
-    let now = Utc::now();
     let started = Instant::now();
-    let result = pipeline::analyze_and_record(&config, &shared.store, now, shared.outcomes(&config)).await;
+    let result = pipeline::analyze_live(&config, &shared.store, shared.outcomes(&config)).await;
     lease.release().await;
     let seconds = started.elapsed().as_secs_f64();
     match result {

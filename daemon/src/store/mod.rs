@@ -64,6 +64,9 @@ pub struct Store {
     /// with SQLITE_BUSY rather than waiting; write transactions of this
     /// process take turns here instead. PostgreSQL needs no such guard.
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Orders the instants syncs stamp on their rows against the instants
+    /// analyses run at (see [`Store::stamp_shared`]).
+    stamp_order: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
 /// Epoch microseconds of an instant.
@@ -115,7 +118,7 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend, write_turn: Default::default() })
+        Ok(Store { pool, backend, write_turn: Default::default(), stamp_order: Default::default() })
     }
 
     /// Waits for this process's turn to run a write transaction (SQLite only).
@@ -135,6 +138,25 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// Held (shared) by a sync from reading the instant it stamps on its
+    /// rows until they are committed. An analysis takes it exclusively
+    /// ([`Store::stamp_exclusive`]) to read its own instant and the current
+    /// rows: every sync stamped at or before that instant has then landed,
+    /// and every later one is stamped after it. Without this order, a sync
+    /// stamped before an analysis but landing after it is, for the next
+    /// analysis, part of the "previous snapshot" that never saw it, and the
+    /// access it added is never reported as `drift.baseline`. (Within one
+    /// process; replicas on PostgreSQL do not share it.)
+    pub async fn stamp_shared(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.stamp_order.read().await
+    }
+
+    /// Waits until no sync is between its stamp and its commit, and keeps
+    /// new ones from stamping until dropped (see [`Store::stamp_shared`]).
+    pub async fn stamp_exclusive(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.stamp_order.write().await
     }
 
     /// The database kind.
