@@ -77,9 +77,10 @@ pub fn snapshot(data: &[u8]) -> Result<Fragment, SyncError> {
 /// A GitHub organization read, one body per section in the client's order:
 /// the organization, owners, members, outside collaborators, teams,
 /// repositories, installations, fine-grained PATs, credential
-/// authorizations, organization secrets, `/rate_limit`; then per team its
-/// members, maintainers and repositories; per repository its collaborators,
-/// deploy keys, default-branch protection and secrets; per `selected`
+/// authorizations, organization secrets, organization rulesets (in full),
+/// `/rate_limit`; then per team its members, maintainers and repositories;
+/// per repository its collaborators, deploy keys, default-branch protection,
+/// secrets and the rulesets applying to it; per `selected`
 /// installation and per `subset` PAT its repositories.
 pub fn github_org(data: &[u8]) -> Result<Fragment, SyncError> {
     use github::wire::{
@@ -99,6 +100,9 @@ pub fn github_org(data: &[u8]) -> Result<Fragment, SyncError> {
     let pats: Option<Vec<github::wire::PatGrant>> = pages.next("personal-access-tokens")?;
     let credential_authorizations = pages.next("credential-authorizations")?;
     let org_secrets = pages.next::<OrganizationSecrets>("actions/secrets")?.map(|page| page.secrets);
+    let org_rulesets = pages
+        .next::<Vec<github::wire::Ruleset>>("rulesets")?
+        .map(|list| list.iter().map(github::wire::BranchRuleset::from_rest).collect());
     let _budget: Option<RateLimitOverview> = pages.next("rate_limit")?;
 
     let mut team_records = Vec::with_capacity(teams.len());
@@ -120,7 +124,10 @@ pub fn github_org(data: &[u8]) -> Result<Fragment, SyncError> {
             _ => Protection::NotApplicable,
         };
         let secrets = pages.next::<RepositorySecrets>("repo secrets")?.map(|page| page.secrets);
-        repo_records.push(RepoRecords { repo, collaborators, deploy_keys, protection, secrets });
+        let rulesets = pages
+            .next::<Vec<github::wire::GqlRuleset>>("repo rulesets")?
+            .map(|list| list.iter().map(github::wire::GqlRuleset::to_branch_ruleset).collect());
+        repo_records.push(RepoRecords { repo, collaborators, deploy_keys, protection, secrets, rulesets });
     }
     let installations = match installations {
         Some(list) => {
@@ -160,6 +167,7 @@ pub fn github_org(data: &[u8]) -> Result<Fragment, SyncError> {
         pats,
         credential_authorizations,
         org_secrets,
+        org_rulesets,
     };
     github::transform::map(SOURCE, &records)
 }
