@@ -282,8 +282,9 @@ struct InsertBatch<'s> {
     now_us: i64,
     /// As many rows as the database's bind limit allows per statement.
     capacity: usize,
-    /// Cached SQL of a full batch (the common case, so prepared once).
-    full_sql: String,
+    /// SQL of a full batch, built when first needed (the common case of a
+    /// large sync, so the same statement is prepared once and reused).
+    full_sql: Option<String>,
     values: Vec<Option<String>>,
     rows: usize,
     written: u64,
@@ -302,7 +303,7 @@ impl<'s> InsertBatch<'s> {
             source,
             now_us,
             capacity,
-            full_sql: insert_sql(table, capacity),
+            full_sql: None,
             values: Vec::with_capacity(capacity * width),
             rows: 0,
             written: 0,
@@ -345,7 +346,11 @@ impl<'s> InsertBatch<'s> {
         if self.rows == 0 {
             return Ok(());
         }
-        let sql = if self.rows == self.capacity { self.full_sql.clone() } else { insert_sql(self.table, self.rows) };
+        let sql = if self.rows == self.capacity {
+            self.full_sql.get_or_insert_with(|| insert_sql(self.table, self.capacity)).clone()
+        } else {
+            insert_sql(self.table, self.rows)
+        };
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.source).bind(self.now_us);
         for value in self.values.drain(..) {
             query = query.bind(value);
