@@ -162,12 +162,22 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     .await;
     note(&mut phases, format!("{} opened, {} closed", cycle.0.opened, cycle.0.closed));
 
-    let samples = if size.people >= 100_000 { 5 } else { 20 };
+    let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let loaded = measure_async(&mut phases, "store: load every current row (whole graph)", async {
+        let (nodes, edges) = store.load_rows(&sources, None).await.expect("load");
+        nodes.len() + edges.len()
+    })
+    .await;
+    note(&mut phases, format!("{loaded} rows"));
+
+    // Answered from the store's neighbourhood of the node: cheap enough for
+    // a p99 over 100 questions at every size.
+    let samples = 100;
     let mut who = Vec::new();
     let mut what = Vec::new();
     for i in 0..samples {
-        let resource =
-            format!("apps:{}:r{}", if (i * 37) % 2 == 0 { "app" } else { "dataset" }, (i * 37) % size.resources);
+        let r = (i * 37) % size.resources;
+        let resource = format!("apps:{}:r{r}", if r % 2 == 0 { "app" } else { "dataset" });
         let started = Instant::now();
         let _ = query::who_can(&config, &store, &resource, None, None, even_later).await?;
         who.push(started.elapsed().as_secs_f64() * 1000.0);

@@ -30,7 +30,8 @@ impl Size {
             "XS" => Some(Size { people: 100, agents: 10, resources: 50, direct_grants_per_person: 15 }),
             "S" => Some(Size { people: 1_000, agents: 100, resources: 500, direct_grants_per_person: 15 }),
             "M" => Some(Size { people: 10_000, agents: 1_000, resources: 5_000, direct_grants_per_person: 15 }),
-            "L" => Some(Size { people: 100_000, agents: 10_000, resources: 50_000, direct_grants_per_person: 15 }),
+            // 18 direct grants a person: the "≥ 2M edges" at L.
+            "L" => Some(Size { people: 100_000, agents: 10_000, resources: 50_000, direct_grants_per_person: 18 }),
             _ => None,
         }
     }

@@ -4,7 +4,9 @@
 
 mod findings;
 mod http_cache;
+pub(crate) mod keys;
 mod lease;
+mod neighbourhood;
 mod outbox;
 #[cfg(test)]
 mod slice_tests;
@@ -16,6 +18,7 @@ mod tickets;
 pub use findings::{Reconciled, StateChange};
 pub use http_cache::StoreResponseCache;
 pub use lease::{Lease, lease_key};
+pub use neighbourhood::{Endpoint, HumanKey, StoredEdge};
 pub use outbox::{OutboxClaim, OutboxRow};
 pub use sync::{SyncRun, SyncStats};
 pub use tickets::StoreTickets;
@@ -105,6 +108,11 @@ impl Store {
                 Box::pin(async move {
                     sqlx::query("PRAGMA busy_timeout = 30000").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    // A sync of millions of rows updates five B-trees; 64 MiB
+                    // of page cache (default 2 MiB) keeps their hot pages in
+                    // memory, and sorts / temporary indexes stay off disk.
+                    sqlx::query("PRAGMA cache_size = -65536").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *conn).await?;
                     Ok(())
                 })
             }),
@@ -118,7 +126,57 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend, write_turn: Default::default(), stamp_order: Default::default() })
+        let store = Store { pool, backend, write_turn: Default::default(), stamp_order: Default::default() };
+        store.backfill_node_keys().await?;
+        Ok(store)
+    }
+
+    /// Fills the derived person-resolution keys (`keys.rs`) of node rows
+    /// written before migration 0005, once.
+    async fn backfill_node_keys(&self) -> Result<(), StoreError> {
+        let pending =
+            sqlx::query("SELECT value FROM store_meta WHERE key = 'node_keys'").fetch_optional(&self.pool).await?;
+        let pending = match pending {
+            Some(row) => row.try_get::<String, _>("value")? == "pending",
+            None => false,
+        };
+        if !pending {
+            return Ok(());
+        }
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query("SELECT source, id, valid_from, body FROM nodes WHERE kind = 'human'")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in rows {
+            let body: String = row.try_get("body")?;
+            let node: Node = decode_json(&body)?;
+            let keys = keys::node_keys(&node);
+            sqlx::query(
+                "UPDATE nodes SET email_key = $1, account_key = $2, user_name_key = $3, external_id_key = $4 \
+                 WHERE source = $5 AND id = $6 AND valid_from = $7",
+            )
+            .bind(keys.email)
+            .bind(keys.account)
+            .bind(keys.user_name)
+            .bind(keys.external_id)
+            .bind(row.try_get::<String, _>("source")?)
+            .bind(row.try_get::<String, _>("id")?)
+            .bind(row.try_get::<i64, _>("valid_from")?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE store_meta SET value = 'done' WHERE key = 'node_keys'").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The column that orders a source's edges by insertion (see migration 0005).
+    pub(crate) fn edge_seq_column(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "rowid",
+            Backend::Postgres => "seq",
+        }
     }
 
     /// Waits for this process's turn to run a write transaction (SQLite only).
@@ -176,6 +234,9 @@ impl Store {
     }
 
     /// Nodes and edges of the given sources valid at `at` (None: current).
+    /// Edges come source by source in the order they were written, so that
+    /// a graph built from them breaks path ties the same way every time (and
+    /// the same way as a graph built from a neighbourhood, `neighbourhood.rs`).
     pub async fn load_rows(
         &self,
         sources: &[String],
@@ -185,15 +246,16 @@ impl Store {
         let mut edges = Vec::new();
         for source in sources {
             for (table, is_node) in [("nodes", true), ("edges", false)] {
+                let order = if is_node { String::new() } else { format!(" ORDER BY {}", self.edge_seq_column()) };
                 let rows = match at {
                     None => {
-                        let sql = format!("SELECT body FROM {table} WHERE source = $1 AND valid_to IS NULL");
+                        let sql = format!("SELECT body FROM {table} WHERE source = $1 AND valid_to IS NULL{order}");
                         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source.as_str()).fetch_all(&self.pool).await?
                     }
                     Some(at) => {
                         let sql = format!(
                             "SELECT body FROM {table} WHERE source = $1 AND valid_from <= $2 \
-                             AND (valid_to IS NULL OR valid_to > $2)"
+                             AND (valid_to IS NULL OR valid_to > $2){order}"
                         );
                         sqlx::query(sqlx::AssertSqlSafe(sql))
                             .bind(source.as_str())

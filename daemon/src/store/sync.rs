@@ -54,21 +54,6 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// Rows per multi-row INSERT: well under both databases' bind limits.
-const INSERT_BATCH: usize = 400;
-
-fn hash(body: &str) -> String {
-    hex::encode(&Sha256::digest(body.as_bytes())[..16])
-}
-
-struct Row_ {
-    key: String,
-    kind: &'static str,
-    from_to: Option<(String, String)>,
-    body: String,
-    hash: String,
-}
-
 impl Store {
     /// Applies a successful sync of `source` as of `now`: complete, or
     /// partial when `fragment.kept` names slices it could not read (their
@@ -81,28 +66,6 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<SyncStats, StoreError> {
         let source = fragment.source.as_str();
-        let mut node_rows = Vec::with_capacity(fragment.nodes.len());
-        for node in &fragment.nodes {
-            let body = serde_json::to_string(node).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            node_rows.push(Row_ {
-                key: node.id.clone(),
-                kind: node.kind.as_str(),
-                from_to: None,
-                hash: hash(&body),
-                body,
-            });
-        }
-        let mut edge_rows = Vec::with_capacity(fragment.edges.len());
-        for edge in &fragment.edges {
-            let body = serde_json::to_string(edge).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            edge_rows.push(Row_ {
-                key: edge.key(),
-                kind: edge.kind.as_str(),
-                from_to: Some((edge.from.clone(), edge.to.clone())),
-                hash: hash(&body),
-                body,
-            });
-        }
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let latest = sqlx::query(
@@ -118,14 +81,17 @@ impl Store {
                 "source `{source}` already has a sync at {latest}, later than {now}; refusing to rewrite history"
             )));
         }
-        let mut stats =
-            SyncStats { nodes: node_rows.len() as u64, edges: edge_rows.len() as u64, ..SyncStats::default() };
+        let mut stats = SyncStats {
+            nodes: fragment.nodes.len() as u64,
+            edges: fragment.edges.len() as u64,
+            ..SyncStats::default()
+        };
+        let nodes: Vec<Item<'_>> = fragment.nodes.iter().map(Item::Node).collect();
+        let edges: Vec<Item<'_>> = fragment.edges.iter().map(Item::Edge).collect();
         let (kept_nodes, kept_edges) = kept_rows(&mut tx, fragment).await?;
         stats.kept = (kept_nodes.len() + kept_edges.len()) as u64;
-        for (table, key_column, rows, kept) in
-            [("nodes", "id", &node_rows, &kept_nodes), ("edges", "edge_key", &edge_rows, &kept_edges)]
-        {
-            let (opened, closed) = apply_table(&mut tx, table, key_column, source, rows, kept, now).await?;
+        for (table, items, kept) in [(Table::Nodes, &nodes, &kept_nodes), (Table::Edges, &edges, &kept_edges)] {
+            let (opened, closed) = apply_table(&mut tx, self.backend, table, source, items, kept, now).await?;
             stats.opened += opened;
             stats.closed += closed;
         }
@@ -283,82 +249,363 @@ async fn kept_rows(
     Ok((nodes, edges))
 }
 
+/// The two temporal tables a sync writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Table {
+    Nodes,
+    Edges,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Nodes => "nodes",
+            Table::Edges => "edges",
+        }
+    }
+
+    fn key_column(self) -> &'static str {
+        match self {
+            Table::Nodes => "id",
+            Table::Edges => "edge_key",
+        }
+    }
+
+    /// Columns after `source` and `valid_from` (which every row of a sync shares).
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Nodes => {
+                &["id", "kind", "body", "body_hash", "email_key", "account_key", "user_name_key", "external_id_key"]
+            }
+            Table::Edges => &["edge_key", "from_id", "to_id", "kind", "body", "body_hash"],
+        }
+    }
+}
+
+/// One node or edge of a fragment.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Node(&'a accessgraph_graph::Node),
+    Edge(&'a accessgraph_graph::Edge),
+}
+
+impl Item<'_> {
+    /// Writes the row key (`Edge::key`, the node id) into `buf`, reusing it.
+    fn key_into(self, buf: &mut String) {
+        buf.clear();
+        match self {
+            Item::Node(node) => buf.push_str(&node.id),
+            Item::Edge(edge) => {
+                buf.push_str(&edge.from);
+                buf.push('|');
+                buf.push_str(edge.kind.as_str());
+                buf.push('|');
+                buf.push_str(&edge.to);
+                for (i, action) in edge.actions.iter().enumerate() {
+                    buf.push(if i == 0 { '|' } else { ',' });
+                    buf.push_str(action);
+                }
+            }
+        }
+    }
+
+    /// Writes the JSON body into `buf`, reusing it.
+    fn body_into(self, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        buf.clear();
+        match self {
+            Item::Node(node) => serde_json::to_writer(&mut *buf, node),
+            Item::Edge(edge) => serde_json::to_writer(&mut *buf, edge),
+        }
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// The stored content hash of a body: hex of the first 16 bytes of SHA-256.
+fn hash_hex(body: &[u8]) -> [u8; 32] {
+    let digest = Sha256::digest(body);
+    let mut out = [0u8; 32];
+    // 16 bytes always fit 32 hex digits.
+    let _ = hex::encode_to_slice(&digest[..16], &mut out);
+    out
+}
+
+/// A row the source currently has open.
+struct Current {
+    hash: String,
+    valid_from: i64,
+    /// The fragment has this key (unchanged or changed).
+    seen: bool,
+    /// The fragment has this key with another body: close and reopen.
+    changed: bool,
+}
+
+/// Rows waiting for one multi-row INSERT.
+struct InsertBatch<'s> {
+    table: Table,
+    source: &'s str,
+    now_us: i64,
+    /// As many rows as the database's bind limit allows per statement.
+    capacity: usize,
+    /// SQL of a full batch, built when first needed (the common case of a
+    /// large sync, so the same statement is prepared once and reused).
+    full_sql: Option<String>,
+    values: Vec<Option<String>>,
+    rows: usize,
+    written: u64,
+}
+
+impl<'s> InsertBatch<'s> {
+    fn new(backend: super::Backend, table: Table, source: &'s str, now_us: i64) -> InsertBatch<'s> {
+        let limit = match backend {
+            super::Backend::Sqlite => 32_766,
+            super::Backend::Postgres => 65_535,
+        };
+        let width = table.columns().len();
+        let capacity = ((limit - 2) / width).max(1);
+        InsertBatch {
+            table,
+            source,
+            now_us,
+            capacity,
+            full_sql: None,
+            values: Vec::with_capacity(capacity * width),
+            rows: 0,
+            written: 0,
+        }
+    }
+
+    fn push(&mut self, item: Item<'_>, key: String, body: String, hash: &[u8; 32]) {
+        let hash = String::from_utf8_lossy(hash).into_owned();
+        match item {
+            Item::Node(node) => {
+                let keys = super::keys::node_keys(node);
+                self.values.extend([
+                    Some(key),
+                    Some(node.kind.as_str().to_string()),
+                    Some(body),
+                    Some(hash),
+                    keys.email,
+                    keys.account,
+                    keys.user_name,
+                    keys.external_id,
+                ]);
+            }
+            Item::Edge(edge) => self.values.extend([
+                Some(key),
+                Some(edge.from.clone()),
+                Some(edge.to.clone()),
+                Some(edge.kind.as_str().to_string()),
+                Some(body),
+                Some(hash),
+            ]),
+        }
+        self.rows += 1;
+    }
+
+    fn is_full(&self) -> bool {
+        self.rows >= self.capacity
+    }
+
+    async fn flush(&mut self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let sql = if self.rows == self.capacity {
+            self.full_sql.get_or_insert_with(|| insert_sql(self.table, self.capacity)).clone()
+        } else {
+            insert_sql(self.table, self.rows)
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.source).bind(self.now_us);
+        for value in self.values.drain(..) {
+            query = query.bind(value);
+        }
+        query.execute(&mut **tx).await?;
+        self.written += self.rows as u64;
+        self.rows = 0;
+        Ok(())
+    }
+}
+
+/// `INSERT INTO t (source, valid_from, …) VALUES ($1, $2, $3, …), ($1, $2, …)`:
+/// the shared source and instant are bound once.
+fn insert_sql(table: Table, rows: usize) -> String {
+    let columns = table.columns();
+    let mut sql = format!("INSERT INTO {} (source, valid_from, {}) VALUES ", table.name(), columns.join(", "));
+    sql.reserve(rows * (columns.len() * 7 + 12));
+    let mut next = 3;
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "($1, $2" } else { ", ($1, $2" });
+        for _ in columns {
+            sql.push_str(", $");
+            sql.push_str(&next.to_string());
+            next += 1;
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Keys per `IN (…)` list when closing rows.
+const CLOSE_BATCH: usize = 500;
+
+/// Diffs one table of a source against its current rows and writes the
+/// difference: unchanged rows are only hashed and compared (never
+/// rewritten), new rows are inserted as they are met, changed or vanished
+/// rows are closed (or, when opened at this very instant, deleted: a
+/// zero-length interval would collide on (key, valid_from)) and changed
+/// rows reopened.
 async fn apply_table(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    table: &str,
-    key_column: &str,
+    backend: super::Backend,
+    table: Table,
     source: &str,
-    rows: &[Row_],
+    items: &[Item<'_>],
     kept: &HashSet<String>,
     now: DateTime<Utc>,
 ) -> Result<(u64, u64), StoreError> {
     let now_us = to_micros(now);
+    let (name, key_column) = (table.name(), table.key_column());
     let sql =
-        format!("SELECT {key_column} AS k, body_hash, valid_from FROM {table} WHERE source = $1 AND valid_to IS NULL");
+        format!("SELECT {key_column} AS k, body_hash, valid_from FROM {name} WHERE source = $1 AND valid_to IS NULL");
     let current_rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).fetch_all(&mut **tx).await?;
-    let mut current: HashMap<String, (String, i64)> = HashMap::with_capacity(current_rows.len());
+    let mut current: HashMap<String, Current> = HashMap::with_capacity(current_rows.len());
     for row in current_rows {
-        current.insert(row.try_get("k")?, (row.try_get("body_hash")?, row.try_get("valid_from")?));
+        let current_row = Current {
+            hash: row.try_get("body_hash")?,
+            valid_from: row.try_get("valid_from")?,
+            seen: false,
+            changed: false,
+        };
+        current.insert(row.try_get("k")?, current_row);
     }
-    let mut wanted: HashMap<&str, &Row_> = HashMap::with_capacity(rows.len());
-    for row in rows {
-        if wanted.insert(row.key.as_str(), row).is_some() {
-            return Err(StoreError::Conflict(format!("source `{source}` produced two {table} with key `{}`", row.key)));
-        }
-    }
-    let mut closed = 0u64;
-    let close_sql =
-        format!("UPDATE {table} SET valid_to = $1 WHERE source = $2 AND {key_column} = $3 AND valid_to IS NULL");
-    // A row opened at this very instant and changed again is replaced, not
-    // closed: a zero-length interval would collide on (key, valid_from).
-    let delete_sql = format!("DELETE FROM {table} WHERE source = $1 AND {key_column} = $2 AND valid_from = $3");
-    let mut to_open: Vec<&Row_> = Vec::new();
-    for (key, (current_hash, valid_from)) in &current {
-        let keep = wanted.get(key.as_str()).is_some_and(|row| &row.hash == current_hash);
-        if keep || kept.contains(key) {
+    let duplicate = |key: &str| StoreError::Conflict(format!("source `{source}` produced two {name} with key `{key}`"));
+
+    let mut batch = InsertBatch::new(backend, table, source, now_us);
+    let mut key = String::new();
+    let mut body = Vec::new();
+    // New keys met so far, by a 64-bit hash of the key → first item; exact
+    // comparison on a hash match (`new_exact` holds keys whose hash collided).
+    let mut new_keys: HashMap<u64, usize> = HashMap::new();
+    let mut new_exact: HashSet<String> = HashSet::new();
+    let mut other_key = String::new();
+    let mut changed: Vec<usize> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        item.key_into(&mut key);
+        item.body_into(&mut body)?;
+        let hash = hash_hex(&body);
+        if let Some(existing) = current.get_mut(key.as_str()) {
+            if existing.seen {
+                return Err(duplicate(&key));
+            }
+            existing.seen = true;
+            if existing.hash.as_bytes() != hash {
+                existing.changed = true;
+                changed.push(i);
+            }
             continue;
         }
-        closed += 1;
-        if *valid_from >= now_us {
-            sqlx::query(sqlx::AssertSqlSafe(delete_sql.clone()))
-                .bind(source)
-                .bind(key.as_str())
-                .bind(*valid_from)
-                .execute(&mut **tx)
-                .await?;
-        } else {
-            sqlx::query(sqlx::AssertSqlSafe(close_sql.clone()))
-                .bind(now_us)
-                .bind(source)
-                .bind(key.as_str())
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    for row in rows {
-        let unchanged = current.get(&row.key).is_some_and(|(hash, _)| hash == &row.hash);
-        if !unchanged {
-            to_open.push(row);
-        }
-    }
-    for chunk in to_open.chunks(INSERT_BATCH) {
-        let is_edge = chunk[0].from_to.is_some();
-        let columns = if is_edge {
-            "source, edge_key, from_id, to_id, kind, body, body_hash, valid_from"
-        } else {
-            "source, id, kind, body, body_hash, valid_from"
-        };
-        let width = if is_edge { 8 } else { 6 };
-        let sql = format!("INSERT INTO {table} ({columns}) VALUES {}", super::values_clause(chunk.len(), width));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            query = query.bind(source.to_string()).bind(row.key.clone());
-            if let Some((from, to)) = &row.from_to {
-                query = query.bind(from.clone()).bind(to.clone());
+        match new_keys.entry(key_hash(&key)) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
             }
-            query = query.bind(row.kind).bind(row.body.clone()).bind(row.hash.clone()).bind(now_us);
+            std::collections::hash_map::Entry::Occupied(slot) => {
+                items[*slot.get()].key_into(&mut other_key);
+                if other_key == key || !new_exact.insert(key.clone()) {
+                    return Err(duplicate(&key));
+                }
+            }
+        }
+        let text = String::from_utf8(std::mem::take(&mut body)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        batch.push(*item, key.clone(), text, &hash);
+        if batch.is_full() {
+            batch.flush(tx).await?;
+        }
+    }
+    batch.flush(tx).await?;
+
+    let mut delete_keys = Vec::new();
+    let mut close_keys = Vec::new();
+    for (key, row) in &current {
+        if (row.seen && !row.changed) || kept.contains(key) {
+            continue;
+        }
+        if row.valid_from >= now_us { delete_keys.push(key.as_str()) } else { close_keys.push(key.as_str()) }
+    }
+    let closed = (delete_keys.len() + close_keys.len()) as u64;
+    for chunk in delete_keys.chunks(CLOSE_BATCH) {
+        let sql = format!(
+            "DELETE FROM {name} WHERE source = $1 AND valid_to IS NULL AND valid_from >= $2 AND {key_column} IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).bind(now_us);
+        for key in chunk {
+            query = query.bind(*key);
         }
         query.execute(&mut **tx).await?;
     }
-    Ok((to_open.len() as u64, closed))
+    for chunk in close_keys.chunks(CLOSE_BATCH) {
+        let sql = format!(
+            "UPDATE {name} SET valid_to = $1 WHERE source = $2 AND valid_to IS NULL AND {key_column} IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us).bind(source);
+        for key in chunk {
+            query = query.bind(*key);
+        }
+        query.execute(&mut **tx).await?;
+    }
+
+    for i in changed {
+        let item = items[i];
+        item.key_into(&mut key);
+        item.body_into(&mut body)?;
+        let hash = hash_hex(&body);
+        let text = String::from_utf8(std::mem::take(&mut body)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        batch.push(item, key.clone(), text, &hash);
+        if batch.is_full() {
+            batch.flush(tx).await?;
+        }
+    }
+    batch.flush(tx).await?;
+    Ok((batch.written, closed))
+}
+
+/// `$first, $first+1, …` (`count` placeholders).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+    use accessgraph_graph::model::{Edge, EdgeKind};
+
+    #[test]
+    fn row_keys_are_the_models_keys() {
+        let edges = [
+            Edge::grant("a:user:x", "a:repo:y", ["write", "read"]),
+            Edge::new("a:user:x", "a:group:g", EdgeKind::MemberOf),
+            Edge::grant("a:user:x", "a:repo:y", ["admin"]),
+        ];
+        let mut buf = String::from("stale");
+        for edge in &edges {
+            Item::Edge(edge).key_into(&mut buf);
+            assert_eq!(buf, edge.key());
+        }
+    }
+
+    #[test]
+    fn insert_statements_share_source_and_instant() {
+        assert_eq!(
+            insert_sql(Table::Edges, 2),
+            "INSERT INTO edges (source, valid_from, edge_key, from_id, to_id, kind, body, body_hash) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8), ($1, $2, $9, $10, $11, $12, $13, $14)"
+        );
+        assert_eq!(placeholders(3, 2), "$3, $4");
+    }
 }
