@@ -107,7 +107,7 @@ async fn demo_company_answers_match_the_whole_graph_now_and_in_the_past() {
     okta_nodes[first].attrs.insert("external_id".into(), "00UFIRST".into());
     okta_nodes[second].attrs.insert("user_name".into(), "shared".into());
     okta_nodes[third].attrs.insert("external_id".into(), "Shared".into());
-    let okta = Fragment { source: "okta".into(), nodes: okta_nodes.clone(), edges: okta_edges };
+    let okta = Fragment { source: "okta".into(), nodes: okta_nodes.clone(), edges: okta_edges, ..Default::default() };
     store.apply_sync("snapshot", &okta, t2, t2).await.expect("okta with identifiers");
 
     let (mut code_nodes, mut code_edges) = store.load_rows(&["code".into()], None).await.expect("code");
@@ -118,7 +118,7 @@ async fn demo_company_answers_match_the_whole_graph_now_and_in_the_past() {
         code_edges.push(Edge::grant(format!("code:user:{key}"), repo.clone(), [action]));
         code_edges.push(Edge::new(format!("code:user:{key}"), group.clone(), EdgeKind::MemberOf));
     }
-    let code = Fragment { source: "code".into(), nodes: code_nodes, edges: code_edges };
+    let code = Fragment { source: "code".into(), nodes: code_nodes, edges: code_edges, ..Default::default() };
     store.apply_sync("snapshot", &code, t2, t2).await.expect("code with bare accounts");
     let alias_email = okta_nodes[third].email.clone().expect("an IdP email");
     config.aliases.push(Alias { account: "code:user:zed".into(), email: alias_email.to_uppercase() });
@@ -126,7 +126,12 @@ async fn demo_company_answers_match_the_whole_graph_now_and_in_the_past() {
     let (erp_nodes, erp_edges) = store.load_rows(&["erp".into()], None).await.expect("erp");
     let kept = erp_edges.into_iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, e)| e).collect();
     store
-        .apply_sync("snapshot", &Fragment { source: "erp".into(), nodes: erp_nodes, edges: kept }, t2, t2)
+        .apply_sync(
+            "snapshot",
+            &Fragment { source: "erp".into(), nodes: erp_nodes, edges: kept, ..Default::default() },
+            t2,
+            t2,
+        )
         .await
         .expect("erp with fewer edges");
 

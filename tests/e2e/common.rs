@@ -193,6 +193,8 @@ pub fn assert_aws_reads_only(requests: &[wiremock::Request]) -> Vec<String> {
         actions.push(action);
     }
     actions
+}
+
 /// A small seeded PRNG (SplitMix64) for the crash and soak harnesses: the
 /// same seed replays the same kill points and the same injected faults.
 #[derive(Clone, Debug)]
