@@ -523,13 +523,13 @@ async fn readyz_names_a_failing_source() {
         false,
     );
     let daemon = start(&config, options()).await;
-    eventually("the broken source fails", Duration::from_secs(4), || async {
+    // Only the broken source is named, once the good one has synced (while
+    // its first sync runs, readiness may name it too).
+    eventually("the broken source fails and only it is named", Duration::from_secs(8), || async {
         let (status, body) = daemon.get("/readyz").await;
-        status == 503 && body.contains("source `broken`: its last sync failed")
+        status == 503 && body.contains("source `broken`: its last sync failed") && !body.contains("`ok`")
     })
     .await;
-    let (_, body) = daemon.get("/readyz").await;
-    assert!(!body.contains("`ok`"), "{body}");
     let sources = daemon.json("/api/v1/sources").await;
     let broken = sources.as_array().expect("list").iter().find(|s| s["name"] == "broken").expect("broken").clone();
     assert_eq!(broken["last_sync"]["status"], "failed");
@@ -612,7 +612,9 @@ async fn two_replicas_sync_each_tick_once_and_deliver_each_event_once() {
             .iter()
             .map(|m| m.get("accessgraph_syncs_total{source=\"forge\",status=\"succeeded\"}").copied().unwrap_or(0.0))
             .collect();
-        assert_eq!(synced_by.iter().sum::<f64>() as usize, list.len(), "{synced_by:?}");
+        // Metrics were read before the stop: a tick may still land in between.
+        let counted = synced_by.iter().sum::<f64>() as usize;
+        assert!(counted <= list.len() && list.len() - counted <= 2, "{synced_by:?} vs {} runs", list.len());
         let skips: f64 = metrics
             .iter()
             .flat_map(|m| m.iter())
