@@ -407,12 +407,11 @@ pub(super) mod live {
                 .and(body_string_contains("222222222222"))
                 .respond_with(xml(
                     403,
-                    format!(
-                        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
-                         <Code>AccessDenied</Code><Message>User: arn:aws:iam::111111111111:user/accessgraph is not \
-                         authorized to perform: sts:AssumeRole on resource: arn:aws:iam::222222222222:role/accessgraph-audit\
-                         </Message></Error><RequestId>8f2d2c2e-8f7b-4c44-9a3e-2a9f0d2b1f12</RequestId></ErrorResponse>"
-                    ),
+                    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+                     <Code>AccessDenied</Code><Message>User: arn:aws:iam::111111111111:user/accessgraph is not \
+                     authorized to perform: sts:AssumeRole on resource: arn:aws:iam::222222222222:role/accessgraph-audit\
+                     </Message></Error><RequestId>8f2d2c2e-8f7b-4c44-9a3e-2a9f0d2b1f12</RequestId></ErrorResponse>"
+                        .to_string(),
                 ))
                 .mount(server)
                 .await;

@@ -5,8 +5,9 @@ use super::common::*;
 use serde_json::Value;
 use std::process::Output;
 
+/// The GitHub mock server, shared by the e2e modules that need one.
 #[path = "../../connectors/src/github/mock.rs"]
-mod mock;
+pub(in crate::e2e) mod mock;
 
 use mock::{ExpectAuth, GithubMock, Reply, Route, fixtures_dir};
 

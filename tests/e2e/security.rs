@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{any, body_string_contains, method};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-#[path = "../../connectors/src/github/mock.rs"]
-mod mock;
+use super::github::mock;
 
 use mock::{ExpectAuth, GithubMock, fixtures_dir};
 

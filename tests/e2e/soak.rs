@@ -45,10 +45,7 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-// The GitHub e2e module loads the same file; each module owns its copy.
-#[allow(clippy::duplicate_mod)]
-#[path = "../../connectors/src/github/mock.rs"]
-mod mock;
+use super::github::mock;
 
 /// The HTTP client's per-attempt timeout (`ClientOptions::default`).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
