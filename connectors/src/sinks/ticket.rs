@@ -782,7 +782,7 @@ mod tests {
         let finding = Finding::new(
             "drift.policy",
             Severity::High,
-            &format!("gh:user:{hostile}"),
+            format!("gh:user:{hostile}"),
             "gh:repo:acme/https://evil.example",
             hostile,
             hostile,
