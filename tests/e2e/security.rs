@@ -191,6 +191,8 @@ async fn world() -> World {
     let llm = servers().await;
     let aws = MockServer::start().await;
     mount_account_as(&aws, "AKIDSECURITYE2E00001", true).await;
+    // The assumed account (222…) reads the same fixture with the session's key.
+    mount_account_as(&aws, "ASIASECURITYE2E00001", true).await;
     Mock::given(method("POST"))
         .and(body_string_contains("Action=AssumeRole&"))
         .respond_with(
