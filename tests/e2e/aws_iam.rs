@@ -178,23 +178,6 @@ pub(super) mod live {
 
     const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 
-    fn base64(bytes: &[u8]) -> String {
-        const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
     fn xml(status: u16, body: String) -> ResponseTemplate {
         ResponseTemplate::new(status).insert_header("content-type", "text/xml").set_body_string(body)
     }
