@@ -155,7 +155,7 @@ impl Store {
             }
             out.current.push(finding);
         }
-        insert_findings(&mut tx, &new_rows, now_us).await?;
+        insert_findings(&mut tx, self.backend, &new_rows, now_us).await?;
         for (fingerprint, old) in &stored {
             if seen.contains(fingerprint) || old.finding.status == FindingStatus::Resolved {
                 continue;
@@ -188,7 +188,7 @@ impl Store {
             .bind(now_us)
             .execute(&mut *tx)
             .await?;
-        out.outbox_rows = insert_outbox(&mut tx, &outbox, now_us).await?;
+        out.outbox_rows = insert_outbox(&mut tx, self.backend, &outbox, now_us).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -301,13 +301,14 @@ fn outbox_rows(
 
 async fn insert_outbox(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: super::Backend,
     rows: &[OutboxInsert],
     now_us: i64,
 ) -> Result<u64, StoreError> {
     for chunk in rows.chunks(BATCH) {
         let sql = format!(
             "INSERT INTO outbox (sink, fingerprint, event, payload, created_at, next_attempt_at) VALUES {}",
-            super::values_clause(chunk.len(), 6)
+            backend.values_clause(chunk.len(), 6)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
@@ -326,6 +327,7 @@ async fn insert_outbox(
 
 async fn insert_findings(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: super::Backend,
     rows: &[(Finding, Option<String>)],
     now_us: i64,
 ) -> Result<(), StoreError> {
@@ -333,7 +335,7 @@ async fn insert_findings(
         let sql = format!(
             "INSERT INTO findings (fingerprint, rule, severity, subject, object, status, first_seen, last_seen, \
              last_event, body) VALUES {}",
-            super::values_clause(chunk.len(), 10)
+            backend.values_clause(chunk.len(), 10)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (finding, last_event) in chunk {

@@ -341,6 +341,7 @@ struct Current {
 
 /// Rows waiting for one multi-row INSERT.
 struct InsertBatch<'s> {
+    backend: super::Backend,
     table: Table,
     source: &'s str,
     now_us: i64,
@@ -360,15 +361,15 @@ impl<'s> InsertBatch<'s> {
             super::Backend::Sqlite => 32_766,
             super::Backend::Postgres => 65_535,
         };
-        let width = table.columns().len();
-        let capacity = ((limit - 2) / width).max(1);
+        let capacity = (limit / row_width(table)).max(1);
         InsertBatch {
+            backend,
             table,
             source,
             now_us,
             capacity,
             full_sql: None,
-            values: Vec::with_capacity(capacity * width),
+            values: Vec::with_capacity(capacity * table.columns().len()),
             rows: 0,
             written: 0,
         }
@@ -411,13 +412,17 @@ impl<'s> InsertBatch<'s> {
             return Ok(());
         }
         let sql = if self.rows == self.capacity {
-            self.full_sql.get_or_insert_with(|| insert_sql(self.table, self.capacity)).clone()
+            self.full_sql.get_or_insert_with(|| insert_sql(self.backend, self.table, self.capacity)).clone()
         } else {
-            insert_sql(self.table, self.rows)
+            insert_sql(self.backend, self.table, self.rows)
         };
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.source).bind(self.now_us);
-        for value in self.values.drain(..) {
-            query = query.bind(value);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut values = self.values.drain(..);
+        for _ in 0..self.rows {
+            query = query.bind(self.source).bind(self.now_us);
+            for value in values.by_ref().take(self.table.columns().len()) {
+                query = query.bind(value);
+            }
         }
         query.execute(&mut **tx).await?;
         self.written += self.rows as u64;
@@ -426,23 +431,19 @@ impl<'s> InsertBatch<'s> {
     }
 }
 
-/// `INSERT INTO t (source, valid_from, …) VALUES ($1, $2, $3, …), ($1, $2, …)`:
-/// the shared source and instant are bound once.
-fn insert_sql(table: Table, rows: usize) -> String {
-    let columns = table.columns();
-    let mut sql = format!("INSERT INTO {} (source, valid_from, {}) VALUES ", table.name(), columns.join(", "));
-    sql.reserve(rows * (columns.len() * 7 + 12));
-    let mut next = 3;
-    for i in 0..rows {
-        sql.push_str(if i == 0 { "($1, $2" } else { ", ($1, $2" });
-        for _ in columns {
-            sql.push_str(", $");
-            sql.push_str(&next.to_string());
-            next += 1;
-        }
-        sql.push(')');
-    }
-    sql
+/// Binds per row: `source`, `valid_from`, then the table's columns.
+fn row_width(table: Table) -> usize {
+    table.columns().len() + 2
+}
+
+/// `INSERT INTO t (source, valid_from, …) VALUES (…), (…)`, `rows` rows.
+fn insert_sql(backend: super::Backend, table: Table, rows: usize) -> String {
+    format!(
+        "INSERT INTO {} (source, valid_from, {}) VALUES {}",
+        table.name(),
+        table.columns().join(", "),
+        backend.values_clause(rows, row_width(table))
+    )
 }
 
 /// Keys per `IN (…)` list when closing rows.
@@ -534,8 +535,10 @@ async fn apply_table(
     let closed = (delete_keys.len() + close_keys.len()) as u64;
     for chunk in delete_keys.chunks(CLOSE_BATCH) {
         let sql = format!(
-            "DELETE FROM {name} WHERE source = $1 AND valid_to IS NULL AND valid_from >= $2 AND {key_column} IN ({})",
-            placeholders(3, chunk.len())
+            "DELETE FROM {name} WHERE source = {} AND valid_to IS NULL AND valid_from >= {} AND {key_column} IN ({})",
+            backend.param(1),
+            backend.param(2),
+            backend.param_list(3, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).bind(now_us);
         for key in chunk {
@@ -545,8 +548,10 @@ async fn apply_table(
     }
     for chunk in close_keys.chunks(CLOSE_BATCH) {
         let sql = format!(
-            "UPDATE {name} SET valid_to = $1 WHERE source = $2 AND valid_to IS NULL AND {key_column} IN ({})",
-            placeholders(3, chunk.len())
+            "UPDATE {name} SET valid_to = {} WHERE source = {} AND valid_to IS NULL AND {key_column} IN ({})",
+            backend.param(1),
+            backend.param(2),
+            backend.param_list(3, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us).bind(source);
         for key in chunk {
@@ -568,11 +573,6 @@ async fn apply_table(
     }
     batch.flush(tx).await?;
     Ok((batch.written, closed))
-}
-
-/// `$first, $first+1, …` (`count` placeholders).
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
 }
 
 fn key_hash(key: &str) -> u64 {
@@ -600,12 +600,17 @@ mod unit_tests {
     }
 
     #[test]
-    fn insert_statements_share_source_and_instant() {
+    fn insert_statements_bind_in_text_order() {
         assert_eq!(
-            insert_sql(Table::Edges, 2),
+            insert_sql(super::super::Backend::Postgres, Table::Edges, 2),
             "INSERT INTO edges (source, valid_from, edge_key, from_id, to_id, kind, body, body_hash) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8), ($1, $2, $9, $10, $11, $12, $13, $14)"
+             ($1, $2, $3, $4, $5, $6, $7, $8), ($9, $10, $11, $12, $13, $14, $15, $16)"
         );
-        assert_eq!(placeholders(3, 2), "$3, $4");
+        assert_eq!(
+            insert_sql(super::super::Backend::Sqlite, Table::Edges, 2),
+            "INSERT INTO edges (source, valid_from, edge_key, from_id, to_id, kind, body, body_hash) VALUES \
+             (?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        assert_eq!(super::super::Backend::Postgres.param_list(3, 2), "$3, $4");
     }
 }
