@@ -298,28 +298,10 @@ impl GithubClient {
             },
             _ => Protection::NotApplicable,
         };
-        let rulesets = rules.as_ref().and_then(|g| {
-            let connection = g.rulesets.as_ref()?;
-            if !connection.complete() {
-                self.skip("rulesets beyond the first 10 of a repository (more protection may apply)", &full_name);
-            }
-            Some(
-                connection
-                    .nodes
-                    .iter()
-                    .flatten()
-                    .map(|ruleset| {
-                        let mut view = ruleset.to_branch_ruleset();
-                        // Bypass actors are shown only to those who may edit
-                        // the ruleset: an empty list proves nothing then.
-                        if !g.viewer_can_administer && view.bypass.as_ref().is_some_and(Vec::is_empty) {
-                            view.bypass = None;
-                        }
-                        view
-                    })
-                    .collect(),
-            )
-        });
+        let rulesets = match &rules {
+            Some(g) => self.repo_rulesets(&base, &full_name, g).await?,
+            None => None,
+        };
         let secrets = self
             .optional(
                 "repository Actions secrets",
@@ -328,6 +310,48 @@ impl GithubClient {
             )
             .await?;
         Ok(RepoRecords { repo, collaborators, deploy_keys, protection, secrets, rulesets })
+    }
+
+    /// The branch rulesets GraphQL read for one repository (`None`: it read
+    /// none). A repository ruleset whose bypass actors GraphQL cannot settle
+    /// (a `User` actor, which GraphQL cannot name, or more than one page)
+    /// is read again through REST, which names every actor. Organization
+    /// rulesets are not: their REST detail is read once for the whole
+    /// organization (see `org_rulesets`).
+    async fn repo_rulesets(
+        &self,
+        base: &str,
+        full_name: &str,
+        g: &GqlRepository,
+    ) -> Result<Option<Vec<BranchRuleset>>, HttpError> {
+        let Some(connection) = g.rulesets.as_ref() else { return Ok(None) };
+        if !connection.complete() {
+            self.skip("rulesets beyond the first 10 of a repository (more protection may apply)", full_name);
+        }
+        let mut views = Vec::with_capacity(connection.nodes.len());
+        for ruleset in connection.nodes.iter().flatten() {
+            let mut view = ruleset.to_branch_ruleset();
+            // Bypass actors are shown only to those who may edit the
+            // ruleset: an empty list proves nothing then.
+            if !g.viewer_can_administer && view.bypass.as_ref().is_some_and(Vec::is_empty) {
+                view.bypass = None;
+            }
+            if view.source_type == "Repository" && ruleset.bypass_unsettled() {
+                let path = format!("{base}/rulesets/{}", ruleset.database_id);
+                let detail = self
+                    .optional(
+                        "repository ruleset bypass actors through REST (needs write access to the ruleset)",
+                        full_name,
+                        self.get::<Ruleset>(&path),
+                    )
+                    .await?;
+                if let Some(bypass) = detail.as_ref().and_then(|rest| BranchRuleset::from_rest(rest).bypass) {
+                    view.bypass = Some(bypass);
+                }
+            }
+            views.push(view);
+        }
+        Ok(Some(views))
     }
 
     /// The default branch's classic protection through REST: one request
@@ -759,6 +783,33 @@ const GRAPHQL_QUERY_NAME: &str = "BranchRules";
 /// What the batched query reads of each repository. Connection sizes keep
 /// a query of 100 repositories near 25 rate-limit points; a truncated
 /// connection is detected through `totalCount` and read conservatively.
+///
+/// Checked field by field against GitHub's published schema:
+/// `octokit/graphql-schema` `schema.graphql` at commit 82ff2d47 (file last
+/// changed in 597478f9, 2025-02-27), and `github/docs`
+/// `src/graphql/data/fpt/schema.docs.graphql` at commit 0279b646 for the
+/// ruleset types. `Repository`: `nameWithOwner: String!`,
+/// `viewerCanAdminister: Boolean!`, `deployKeys: DeployKeyConnection!`,
+/// `defaultBranchRef: Ref`, `rulesets(first, includeParents: Boolean =
+/// true): RepositoryRulesetConnection`. `Ref`: `name`,
+/// `branchProtectionRule: BranchProtectionRule`. `BranchProtectionRule`:
+/// `pattern`, `requiresApprovingReviews`, `requiredApprovingReviewCount:
+/// Int` (nullable), `isAdminEnforced`, `restrictsPushes`, `lockBranch`,
+/// `bypassPullRequestAllowances` / `pushAllowances` (non-null connections
+/// whose `actor` is `App | Team | User`). `RepositoryRuleset`: `databaseId:
+/// Int`, `name`, `target: RepositoryRulesetTarget` (nullable), `enforcement:
+/// RuleEnforcement!` (`ACTIVE`, `DISABLED`, `EVALUATE`), `source: RuleSource!`
+/// (`Enterprise | Organization | Repository`), `conditions:
+/// RepositoryRuleConditions!` with `refName { include exclude }`, `rules`
+/// and `bypassActors` (nullable connections). `RepositoryRule`: `type:
+/// RepositoryRuleType!`, `parameters: RuleParameters` (a union: hence the
+/// inline fragment on `PullRequestParameters`, whose
+/// `requiredApprovingReviewCount` is `Int!`). `RepositoryRulesetBypassActor`:
+/// `bypassMode` (`ALWAYS`, `PULL_REQUEST`), `organizationAdmin`, `deployKey`,
+/// `enterpriseOwner` (`Boolean!`), `repositoryRoleDatabaseId: Int`,
+/// `repositoryRoleName: String`, `actor: BypassActor`, whose members are only
+/// `App | Team`: a `User` bypass actor cannot be named here (a spread
+/// `... on User` would not even validate) and is read through REST.
 pub const BRANCH_RULES_FRAGMENT: &str = "fragment BranchRules on Repository { nameWithOwner viewerCanAdminister \
 deployKeys { totalCount } \
 defaultBranchRef { name branchProtectionRule { pattern requiresApprovingReviews requiredApprovingReviewCount \

@@ -367,6 +367,98 @@ async fn github_graphql_unavailable_falls_back_to_rest() {
     );
 }
 
+/// The GraphQL answer with a user among payments-main's bypass actors (as
+/// GraphQL shows one: no flag, no role, `actor: null`) and, on website, a
+/// repository ruleset with an `UPDATE` rule that only owners bypass.
+fn graphql_with_user_and_update_rule() -> serde_json::Value {
+    let mut answer = graphql_fixture();
+    answer["data"]["r0"]["rulesets"]["nodes"][2]["bypassActors"]["nodes"][1] = serde_json::json!({
+        "bypassMode": "ALWAYS", "organizationAdmin": false, "deployKey": false, "enterpriseOwner": false,
+        "repositoryRoleDatabaseId": null, "repositoryRoleName": null, "actor": null
+    });
+    let website = &mut answer["data"]["r2"]["rulesets"];
+    website["totalCount"] = 3.into();
+    if let Some(nodes) = website["nodes"].as_array_mut() {
+        nodes.push(serde_json::json!({
+            "databaseId": 9402, "name": "website-main", "target": "BRANCH", "enforcement": "ACTIVE",
+            "source": {"__typename": "Repository"},
+            "conditions": {"refName": {"include": ["~DEFAULT_BRANCH"], "exclude": []}},
+            "rules": {"totalCount": 2, "nodes": [
+                {"type": "UPDATE", "parameters": {"__typename": "UpdateParameters"}},
+                {"type": "NON_FAST_FORWARD", "parameters": null}
+            ]},
+            "bypassActors": {"totalCount": 1, "nodes": [{
+                "bypassMode": "ALWAYS", "organizationAdmin": true, "deployKey": false, "enterpriseOwner": false,
+                "repositoryRoleDatabaseId": null, "repositoryRoleName": null, "actor": null
+            }]}
+        }));
+    }
+    answer
+}
+
+#[tokio::test]
+async fn github_graphql_update_rules_and_user_bypass_actors() {
+    let setup = token_setup().await;
+    let mut reply = Reply::json(serde_json::to_vec(&graphql_with_user_and_update_rule()).expect("json"));
+    reply.etag = false;
+    setup.mock.mount_first(&graphql_route(), reply, None).await;
+    // REST names the user GraphQL could not: bob (id 1002). The shape of
+    // `GET /repos/{owner}/{repo}/rulesets/{id}` (`repository-ruleset`).
+    let detail = serde_json::json!({
+        "id": 9401, "name": "payments-main", "target": "branch", "source_type": "Repository",
+        "source": "acme/payments", "enforcement": "active",
+        "bypass_actors": [
+            {"actor_id": null, "actor_type": "OrganizationAdmin", "bypass_mode": "always"},
+            {"actor_id": 1002, "actor_type": "User", "bypass_mode": "always"}
+        ],
+        "current_user_can_bypass": "always",
+        "conditions": {"ref_name": {"include": ["refs/heads/main"], "exclude": []}},
+        "rules": [
+            {"type": "pull_request", "parameters": {
+                "allowed_merge_methods": ["merge", "squash", "rebase"], "dismiss_stale_reviews_on_push": true,
+                "require_code_owner_review": false, "require_last_push_approval": false,
+                "required_approving_review_count": 1, "required_review_thread_resolution": false}},
+            {"type": "deletion"}
+        ],
+        "node_id": "RRS_lACqUmVwb3NpdG9yec4AAJK5",
+        "_links": {"self": {"href": "https://api.github.com/repos/acme/payments/rulesets/9401"},
+                   "html": {"href": "https://github.com/acme/payments/rules/9401"}},
+        "created_at": "2025-05-01T10:00:00Z", "updated_at": "2025-05-01T10:00:00Z"
+    });
+    let route = Route::get("/repos/acme/payments/rulesets/9401");
+    setup.mock.mount_first(&route, Reply::json(serde_json::to_vec(&detail).expect("json")), None).await;
+    let fragment = connector(&setup.settings).sync().await.expect("sync");
+    let node = |id: &str| fragment.nodes.iter().find(|n| n.id == id).cloned().expect("branch");
+    let paths: Vec<String> = setup.mock.requests().await.iter().map(|r| r.url.path().to_string()).collect();
+    assert!(paths.contains(&"/repos/acme/payments/rulesets/9401".to_string()), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("/rulesets/9402")), "website's bypass actors are all named");
+    let payments = node("gh:branch:acme/payments@main");
+    assert_eq!(payments.attrs.get("rulesets").map(String::as_str), Some("payments-main"));
+    assert!(!payments.attrs.contains_key("rulesets_unresolved"), "{:?}", payments.attrs);
+    assert_eq!(
+        bypassers(&fragment, "gh:branch:acme/payments@main"),
+        BTreeSet::from(["gh:org_role:owner".into(), "gh:user:bob".into()])
+    );
+    // website: no classic rule, but only owners may update main.
+    assert_eq!(bypassers(&fragment, "gh:branch:acme/website@main"), BTreeSet::from(["gh:org_role:owner".to_string()]));
+    assert_eq!(node("gh:branch:acme/website@main").attrs.get("rulesets").map(String::as_str), Some("website-main"));
+}
+
+#[tokio::test]
+async fn github_graphql_user_bypass_actor_unreadable_through_rest_is_not_counted() {
+    let setup = token_setup().await;
+    let mut reply = Reply::json(serde_json::to_vec(&graphql_with_user_and_update_rule()).expect("json"));
+    reply.etag = false;
+    setup.mock.mount_first(&graphql_route(), reply, None).await;
+    let forbidden = fixture(&dir(), "error-forbidden.json");
+    let route = Route::get("/repos/acme/payments/rulesets/9401");
+    setup.mock.mount_first(&route, Reply::error(403, forbidden), None).await;
+    let fragment = connector(&setup.settings).sync().await.expect("sync degrades");
+    let payments = fragment.nodes.iter().find(|n| n.id == "gh:branch:acme/payments@main").expect("branch");
+    assert_eq!(payments.attrs.get("rulesets_unresolved").map(String::as_str), Some("payments-main"));
+    assert!(!payments.attrs.contains_key("rulesets"), "{:?}", payments.attrs);
+}
+
 #[test]
 fn github_graphql_endpoint_follows_the_rest_base() {
     use super::client::graphql_endpoint;
@@ -536,7 +628,7 @@ mod bypass {
 
     /// The organization of these tests: owner alice; members wendy and ann;
     /// on acme/payments wendy writes and ann administers; team `release`
-    /// (id 11, no repository of its own) has wendy.
+    /// (id 11, no repository of its own) has wendy. User ids: [`user_id`].
     fn records_with(
         protection: Protection,
         rulesets: Option<Vec<BranchRuleset>>,
@@ -550,11 +642,12 @@ mod bypass {
                     .expect("members")
                     .remove(0);
             value["login"] = login.into();
+            value["id"] = user_id(login).into();
             serde_json::from_value(value).expect("user")
         };
         let collaborator = |login: &str, role: &str| Collaborator {
             login: login.to_string(),
-            id: 1,
+            id: user_id(login),
             kind: Some("User".into()),
             email: None,
             name: None,
@@ -591,6 +684,16 @@ mod bypass {
             credential_authorizations: None,
             org_secrets: None,
             org_rulesets,
+        }
+    }
+
+    /// The test organization's user ids (what a REST `User` bypass actor names).
+    fn user_id(login: &str) -> u64 {
+        match login {
+            "alice" => 101,
+            "wendy" => 102,
+            "ann" => 103,
+            _ => 199,
         }
     }
 
@@ -658,6 +761,24 @@ mod bypass {
     /// An organization ruleset exactly as `GET /orgs/{org}/rulesets/{id}`
     /// sends it (the REST description's `repository-ruleset`).
     fn rest_ruleset(enforcement: &str, include: &[&str], exclude: &[&str], bypass: serde_json::Value) -> BranchRuleset {
+        let rules = serde_json::json!([
+            {"type": "deletion"},
+            {"type": "pull_request", "parameters": {
+                "allowed_merge_methods": ["squash"], "dismiss_stale_reviews_on_push": true,
+                "require_code_owner_review": false, "require_last_push_approval": false,
+                "required_approving_review_count": 1, "required_review_thread_resolution": false}}
+        ]);
+        rest_ruleset_with(enforcement, include, exclude, bypass, rules)
+    }
+
+    /// The same with its own `rules`.
+    fn rest_ruleset_with(
+        enforcement: &str,
+        include: &[&str],
+        exclude: &[&str],
+        bypass: serde_json::Value,
+        rules: serde_json::Value,
+    ) -> BranchRuleset {
         let wire = serde_json::json!({
             "id": 21, "name": "default-branch-review", "target": "branch", "source_type": "Organization",
             "source": "acme", "enforcement": enforcement, "bypass_actors": bypass,
@@ -665,13 +786,7 @@ mod bypass {
                 "ref_name": {"include": include, "exclude": exclude},
                 "repository_name": {"include": ["pay*"], "exclude": ["payroll"], "protected": true}
             },
-            "rules": [
-                {"type": "deletion"},
-                {"type": "pull_request", "parameters": {
-                    "allowed_merge_methods": ["squash"], "dismiss_stale_reviews_on_push": true,
-                    "require_code_owner_review": false, "require_last_push_approval": false,
-                    "required_approving_review_count": 1, "required_review_thread_resolution": false}}
-            ],
+            "rules": rules,
             "node_id": "RRS_lACkVXNlcgQB",
             "_links": {"self": {"href": "https://api.github.com/orgs/acme/rulesets/21"},
                        "html": {"href": "https://github.com/organizations/acme/settings/rules/21"}},
@@ -802,6 +917,243 @@ mod bypass {
         records.repos[0].deploy_keys = Some(vec![key]);
         let fragment = map(S, &records).expect("map");
         assert_eq!(bypassers(&fragment, "gh:branch:acme/payments@main"), set(&["deploy_key_holder:5501"]));
+    }
+
+    /// A REST `pull_request` rule (the description's required parameters).
+    fn pull_request_rule(approvals: u32) -> serde_json::Value {
+        serde_json::json!({"type": "pull_request", "parameters": {
+            "allowed_merge_methods": ["merge", "squash"], "dismiss_stale_reviews_on_push": false,
+            "require_code_owner_review": false, "require_last_push_approval": false,
+            "required_approving_review_count": approvals, "required_review_thread_resolution": false}})
+    }
+
+    fn update_rule(fetch_and_merge: bool) -> serde_json::Value {
+        serde_json::json!({"type": "update", "parameters": {"update_allows_fetch_and_merge": fetch_and_merge}})
+    }
+
+    #[test]
+    fn github_ruleset_rule_types_decide_who_lands_unreviewed() {
+        use serde_json::json;
+        // Unprotected by classic rules: owners, ann (admin) and wendy (write)
+        // land anything. A ruleset rule that stops unreviewed landing leaves
+        // its bypass actors: the owners, and wendy through team `release`.
+        let everyone = set(&["org_role:owner", "user:ann", "user:wendy"]);
+        let narrowed = set(&["org_role:owner", "user:wendy"]);
+        let cases: Vec<(&str, serde_json::Value, &BTreeSet<String>)> = vec![
+            ("update", json!([update_rule(false)]), &narrowed),
+            ("update, fork may sync upstream", json!([update_rule(true)]), &narrowed),
+            ("pull_request, 1 approval", json!([pull_request_rule(1)]), &narrowed),
+            ("pull_request, 0 approvals", json!([pull_request_rule(0)]), &everyone),
+            ("pull_request 0 with update", json!([pull_request_rule(0), update_rule(false)]), &narrowed),
+            ("creation", json!([{"type": "creation"}]), &everyone),
+            ("deletion", json!([{"type": "deletion"}]), &everyone),
+            ("non_fast_forward", json!([{"type": "non_fast_forward"}]), &everyone),
+            ("required_linear_history", json!([{"type": "required_linear_history"}]), &everyone),
+            ("required_signatures", json!([{"type": "required_signatures"}]), &everyone),
+            (
+                "required_status_checks",
+                json!([{"type": "required_status_checks", "parameters": {
+                    "strict_required_status_checks_policy": true, "do_not_enforce_on_create": false,
+                    "required_status_checks": [{"context": "ci/build", "integration_id": 15368}]}}]),
+                &everyone,
+            ),
+            (
+                "merge_queue",
+                json!([{"type": "merge_queue", "parameters": {
+                    "check_response_timeout_minutes": 60, "grouping_strategy": "ALLGREEN",
+                    "max_entries_to_build": 5, "max_entries_to_merge": 5, "merge_method": "SQUASH",
+                    "min_entries_to_merge": 1, "min_entries_to_merge_wait_minutes": 5}}]),
+                &everyone,
+            ),
+            (
+                "required_deployments",
+                json!([{"type": "required_deployments",
+                        "parameters": {"required_deployment_environments": ["staging"]}}]),
+                &everyone,
+            ),
+            (
+                "commit_message_pattern",
+                json!([{"type": "commit_message_pattern",
+                        "parameters": {"operator": "starts_with", "pattern": "JIRA-", "negate": false}}]),
+                &everyone,
+            ),
+            (
+                "file_path_restriction",
+                json!([{"type": "file_path_restriction", "parameters": {"restricted_file_paths": [".github/**"]}}]),
+                &everyone,
+            ),
+            (
+                "workflows",
+                json!([{"type": "workflows", "parameters": {
+                    "workflows": [{"path": ".github/workflows/ci.yml", "repository_id": 42001}]}}]),
+                &everyone,
+            ),
+            (
+                "code_scanning",
+                json!([{"type": "code_scanning", "parameters": {"code_scanning_tools": [
+                    {"tool": "CodeQL", "alerts_threshold": "errors",
+                     "security_alerts_threshold": "high_or_higher"}]}}]),
+                &everyone,
+            ),
+            (
+                "copilot_code_review",
+                json!([{"type": "copilot_code_review",
+                        "parameters": {"review_on_push": true, "review_draft_pull_requests": false}}]),
+                &everyone,
+            ),
+            ("a type this build does not know", json!([{"type": "some_future_rule"}]), &everyone),
+        ];
+        for (name, rules, expected) in cases {
+            let ruleset = rest_ruleset_with("active", &["~DEFAULT_BRANCH"], &[], team_and_owners(), rules);
+            assert_eq!(&who_org(Protection::Unprotected, ruleset), expected, "{name}");
+        }
+        // With the classic rule (one approval, admins not bound: owners and
+        // ann), an update rule leaves only those who also bypass it.
+        let update =
+            rest_ruleset_with("active", &["~DEFAULT_BRANCH"], &[], team_and_owners(), json!([update_rule(false)]));
+        assert_eq!(who_org(Protection::Protected(rule(Some(1), false)), update.clone()), set(&["org_role:owner"]));
+        // Only on the branches it targets, and only when active.
+        let elsewhere =
+            rest_ruleset_with("active", &["refs/heads/release/*"], &[], team_and_owners(), json!([update_rule(false)]));
+        assert_eq!(who_org(Protection::Unprotected, elsewhere), everyone);
+        let evaluated =
+            rest_ruleset_with("evaluate", &["~DEFAULT_BRANCH"], &[], team_and_owners(), json!([update_rule(false)]));
+        assert_eq!(who_org(Protection::Unprotected, evaluated), everyone);
+        let fragment = map(S, &records_with(Protection::Unprotected, None, Some(vec![update]))).expect("map");
+        let node = fragment.nodes.iter().find(|n| n.id == "gh:branch:acme/payments@main").expect("branch");
+        assert_eq!(node.attrs["rulesets"], "default-branch-review");
+    }
+
+    #[test]
+    fn github_ruleset_user_bypass_actor_is_that_user() {
+        use serde_json::json;
+        let user = |login: &str| json!([{"actor_id": user_id(login), "actor_type": "User", "bypass_mode": "always"}]);
+        let classic = || Protection::Protected(rule(Some(1), false));
+        let cases: Vec<(&str, Protection, serde_json::Value, BTreeSet<String>)> = vec![
+            ("wendy, no classic rule", Protection::Unprotected, user("wendy"), set(&["user:wendy"])),
+            ("ann, no classic rule", Protection::Unprotected, user("ann"), set(&["user:ann"])),
+            ("ann, classic rule lets admins through", classic(), user("ann"), set(&["user:ann"])),
+            ("wendy, classic rule stops her", classic(), user("wendy"), set(&[])),
+            ("a user outside the organization", Protection::Unprotected, user("mallory"), set(&[])),
+        ];
+        for (name, protection, bypass, expected) in cases {
+            let ruleset = rest_ruleset("active", &["~DEFAULT_BRANCH"], &[], bypass);
+            assert_eq!(ruleset.bypass.as_ref().map(Vec::len), Some(1), "{name}");
+            assert_eq!(who_org(protection, ruleset), expected, "{name}");
+        }
+    }
+
+    /// A repository ruleset exactly as the `BranchRules` query returns it.
+    fn gql_ruleset(rules: serde_json::Value, bypass: serde_json::Value) -> GqlRuleset {
+        let count = rules.as_array().map_or(0, Vec::len);
+        serde_json::from_value(serde_json::json!({
+            "databaseId": 9501, "name": "main-updates", "target": "BRANCH", "enforcement": "ACTIVE",
+            "source": {"__typename": "Repository"},
+            "conditions": {"refName": {"include": ["~DEFAULT_BRANCH"], "exclude": []}},
+            "rules": {"totalCount": count, "nodes": rules},
+            "bypassActors": bypass
+        }))
+        .expect("RepositoryRuleset")
+    }
+
+    /// A `RepositoryRulesetBypassActor`: owners, a role, a team, or (all
+    /// `None`/`false`) what GraphQL shows for a user.
+    fn gql_bypass(owners: bool, role: Option<(u64, &str)>, team: Option<&str>) -> serde_json::Value {
+        serde_json::json!({
+            "bypassMode": "ALWAYS", "organizationAdmin": owners, "deployKey": false, "enterpriseOwner": false,
+            "repositoryRoleDatabaseId": role.map(|r| r.0), "repositoryRoleName": role.map(|r| r.1),
+            "actor": team.map(|slug| serde_json::json!({"__typename": "Team", "slug": slug}))
+        })
+    }
+
+    #[test]
+    fn github_graphql_rule_types_read_like_rest() {
+        use serde_json::json;
+        let pull_request = |n: u32| json!({"type": "PULL_REQUEST", "parameters": {"__typename": "PullRequestParameters", "requiredApprovingReviewCount": n}});
+        let cases: Vec<(&str, serde_json::Value, Option<u32>, bool)> = vec![
+            ("UPDATE", json!([{"type": "UPDATE", "parameters": {"__typename": "UpdateParameters"}}]), None, true),
+            ("LOCK_BRANCH", json!([{"type": "LOCK_BRANCH", "parameters": null}]), None, true),
+            ("PULL_REQUEST 2", json!([pull_request(2)]), Some(2), false),
+            ("PULL_REQUEST 0", json!([pull_request(0)]), Some(0), false),
+            (
+                "checks, no force push, no deletion",
+                json!([
+                    {"type": "REQUIRED_STATUS_CHECKS", "parameters": {"__typename": "RequiredStatusChecksParameters"}},
+                    {"type": "NON_FAST_FORWARD", "parameters": null},
+                    {"type": "DELETION", "parameters": null}
+                ]),
+                None,
+                false,
+            ),
+            (
+                "MERGE_QUEUE",
+                json!([{"type": "MERGE_QUEUE", "parameters": {"__typename": "MergeQueueParameters"}}]),
+                None,
+                false,
+            ),
+            ("CREATION", json!([{"type": "CREATION", "parameters": null}]), None, false),
+            (
+                "UPDATE and PULL_REQUEST 1",
+                json!([pull_request(1), {"type": "UPDATE", "parameters": {"__typename": "UpdateParameters"}}]),
+                Some(1),
+                true,
+            ),
+        ];
+        for (name, rules, approvals, restricts) in cases {
+            let view = gql_ruleset(rules, json!({"totalCount": 0, "nodes": []})).to_branch_ruleset();
+            assert_eq!((view.required_approvals, view.restricts_updates), (approvals, restricts), "{name}");
+            assert!(view.rules_complete, "{name}");
+        }
+    }
+
+    #[test]
+    fn github_graphql_bypass_actors_it_cannot_name_are_left_to_rest() {
+        use serde_json::json;
+        let update = json!([{"type": "UPDATE", "parameters": {"__typename": "UpdateParameters"}}]);
+        let connection = |nodes: Vec<serde_json::Value>, total: usize| json!({"totalCount": total, "nodes": nodes});
+        let named = connection(vec![gql_bypass(true, None, None), gql_bypass(false, None, Some("release"))], 2);
+        let with_user = connection(vec![gql_bypass(true, None, None), gql_bypass(false, None, None)], 2);
+        let truncated = connection(vec![gql_bypass(true, None, None)], 26);
+        let cases: Vec<(&str, serde_json::Value, bool, Option<usize>)> = vec![
+            ("owners and a team", named.clone(), false, Some(2)),
+            ("a role", connection(vec![gql_bypass(false, Some((4, "write")), None)], 1), false, Some(1)),
+            ("owners and a user", with_user.clone(), true, Some(2)),
+            ("more than one page", truncated, true, None),
+            ("hidden", serde_json::Value::Null, false, None),
+        ];
+        for (name, bypass, unsettled, seen) in cases {
+            let ruleset = gql_ruleset(update.clone(), bypass);
+            assert_eq!(ruleset.bypass_unsettled(), unsettled, "{name}");
+            assert_eq!(ruleset.to_branch_ruleset().bypass.as_ref().map(Vec::len), seen, "{name}");
+        }
+        // Unnamed, the ruleset is not counted: everyone who writes lands.
+        let everyone = set(&["org_role:owner", "user:ann", "user:wendy"]);
+        let view = gql_ruleset(update.clone(), with_user).to_branch_ruleset();
+        let fragment = map(S, &records_with(Protection::Unprotected, Some(vec![view.clone()]), None)).expect("map");
+        assert_eq!(bypassers(&fragment, "gh:branch:acme/payments@main"), everyone);
+        let node = fragment.nodes.iter().find(|n| n.id == "gh:branch:acme/payments@main").expect("branch");
+        assert_eq!(node.attrs["rulesets_unresolved"], "main-updates");
+        // Named through REST (`actor_type: User`), the user is exempt.
+        let rest = rest_ruleset(
+            "active",
+            &["~DEFAULT_BRANCH"],
+            &[],
+            json!([
+                {"actor_id": null, "actor_type": "OrganizationAdmin", "bypass_mode": "always"},
+                {"actor_id": user_id("ann"), "actor_type": "User", "bypass_mode": "always"}
+            ]),
+        );
+        let mut settled = view;
+        settled.bypass = rest.bypass;
+        let fragment = map(S, &records_with(Protection::Unprotected, Some(vec![settled]), None)).expect("map");
+        assert_eq!(bypassers(&fragment, "gh:branch:acme/payments@main"), set(&["org_role:owner", "user:ann"]));
+        // The same with a team named by GraphQL itself.
+        let fragment = map(
+            S,
+            &records_with(Protection::Unprotected, Some(vec![gql_ruleset(update, named).to_branch_ruleset()]), None),
+        )
+        .expect("map");
+        assert_eq!(bypassers(&fragment, "gh:branch:acme/payments@main"), set(&["org_role:owner", "user:wendy"]));
     }
 }
 

@@ -559,8 +559,10 @@ fn credential_authorization(b: &mut Builder<'_>, authorization: &CredentialAutho
 ///
 /// Then rulesets: an active branch ruleset whose `pull_request` rule needs
 /// at least one approval requires a review from everyone but its bypass
-/// actors. A principal keeps `bypass-review` only if no mechanism requires
-/// a review from it: a group that is not itself exempt from a ruleset is
+/// actors, and one with an `update` rule lets nobody but its bypass actors
+/// land at all (other rule types decide nothing here: see
+/// `wire::rule_effect`). A principal keeps `bypass-review` only if no
+/// mechanism stops it: a group that is not itself exempt from a ruleset is
 /// replaced by those of its members who are.
 ///
 /// Archived repositories take no pushes; unknown protection maps nothing.
@@ -615,13 +617,15 @@ fn branch(b: &mut Builder<'_>, repo: &RepoRecords, repo_id: &str, rulesets: &[Br
         }
     };
 
-    // Rulesets that require a review on this branch, each with the node ids
-    // exempt from it. One whose exemptions cannot be read or resolved is
-    // left out: it would hide bypasses, never show false ones.
+    // Rulesets that require a review on this branch, or let only their
+    // bypass actors update it, each with the node ids exempt from it. One
+    // whose exemptions cannot be read or resolved is left out: it would
+    // hide bypasses, never show false ones.
     let mut reviewing: Vec<(String, BTreeSet<String>)> = Vec::new();
     let mut unresolved: Vec<String> = Vec::new();
     for ruleset in rulesets {
-        if ruleset.required_approvals.unwrap_or(0) == 0 || !ref_matches(ruleset, branch_name) {
+        let restricts = ruleset.required_approvals.unwrap_or(0) > 0 || ruleset.restricts_updates;
+        if !restricts || !ref_matches(ruleset, branch_name) {
             continue;
         }
         match ruleset.bypass.as_deref().and_then(|actors| directory.resolve(b, repo, repo_id, actors)) {

@@ -441,7 +441,7 @@ pub struct RepositoryIds {
     pub repository_ids: Vec<u64>,
 }
 
-/// One rule of a ruleset; only `pull_request` is interpreted.
+/// One rule of a ruleset; what each type means here is [`rule_effect`].
 #[derive(Clone, Debug, Deserialize)]
 pub struct RulesetRule {
     /// `pull_request`, `update`, `required_status_checks`, …
@@ -451,6 +451,75 @@ pub struct RulesetRule {
     /// `pull_request`).
     #[serde(default)]
     pub parameters: Option<serde_json::Value>,
+}
+
+/// What one ruleset rule means for the question the `bypass-review` action
+/// answers: who can land a change on the branch without an approving
+/// review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleEffect {
+    /// An approving review from someone else is needed, unless bypassed
+    /// (`pull_request`; how many approvals is in its parameters, and 0
+    /// asks for a pull request but no review).
+    Review,
+    /// Nobody but the ruleset's bypass actors may update the ref at all.
+    BypassOnly,
+    /// Constrains how or what lands, never who may land it unreviewed.
+    Neutral,
+}
+
+/// The effect of a rule type: REST's `type` (`update`) or GraphQL's
+/// `RepositoryRuleType` (`UPDATE`), in any case. A type this build does not
+/// know is [`RuleEffect::Neutral`]: reading it as a restriction could hide
+/// a bypass, reading it as none can only show one too many.
+pub fn rule_effect(kind: &str) -> RuleEffect {
+    match kind.to_ascii_lowercase().as_str() {
+        "pull_request" => RuleEffect::Review,
+        // "Only allow users with bypass permission to update matching
+        // refs": a merged pull request updates the ref too, so nobody else
+        // lands anything, reviewed or not. Its one parameter,
+        // `update_allows_fetch_and_merge`, lets a fork sync from upstream:
+        // the upstream's commits, not the pusher's own change.
+        "update" => RuleEffect::BypassOnly,
+        // GraphQL only ("Branch is read-only. Users cannot push to the
+        // branch."): the same as `update` for everyone but bypass actors.
+        "lock_branch" => RuleEffect::BypassOnly,
+        // About creating or deleting the ref, or rewriting its history: an
+        // existing default branch still takes ordinary pushes.
+        "creation" | "deletion" | "non_fast_forward" => RuleEffect::Neutral,
+        // Checks, deployments, scans and queues gate a change on machines
+        // the pusher's own commits drive (or on Copilot), not on a person's
+        // approval; `required_workflow_status_checks` asks for a pull
+        // request but no review.
+        "required_status_checks"
+        | "required_workflow_status_checks"
+        | "workflows"
+        | "code_scanning"
+        | "secret_scanning"
+        | "required_deployments"
+        | "merge_queue"
+        | "merge_queue_locked_ref"
+        | "copilot_code_review"
+        | "license_compliance_scanning" => RuleEffect::Neutral,
+        // What a commit may look like or contain, and how it merges.
+        "required_linear_history"
+        | "required_signatures"
+        | "required_review_thread_resolution"
+        | "commit_message_pattern"
+        | "commit_author_email_pattern"
+        | "committer_email_pattern"
+        | "branch_name_pattern"
+        | "tag_name_pattern"
+        | "file_path_restriction"
+        | "file_extension_restriction"
+        | "max_file_path_length"
+        | "max_file_size"
+        | "max_ref_updates"
+        | "workflow_updates" => RuleEffect::Neutral,
+        // GraphQL enum values with no REST rule and no documented meaning
+        // for a branch (`authorization`, `tag`), and any future type.
+        _ => RuleEffect::Neutral,
+    }
 }
 
 /// A branch ruleset as the mapping sees it, whichever API it came from
@@ -477,6 +546,9 @@ pub struct BranchRuleset {
     /// Highest `required_approving_review_count` of its `pull_request`
     /// rules (`None`: no pull request rule).
     pub required_approvals: Option<u32>,
+    /// It has an `update` rule (or GraphQL's `LOCK_BRANCH`): only its
+    /// bypass actors may update a branch it applies to, reviewed or not.
+    pub restricts_updates: bool,
     /// Whether every rule was read (a truncated list may hide a
     /// `pull_request` rule).
     pub rules_complete: bool,
@@ -537,7 +609,9 @@ pub enum Bypass {
     DeployKey,
     /// Enterprise owners: not in the organization's graph.
     EnterpriseOwner,
-    /// An actor type this build does not know.
+    /// An actor this build cannot name: a REST `actor_type` it does not
+    /// know, or a GraphQL actor without a name (a user: GraphQL has no
+    /// form for one). A ruleset with one is not counted as protection.
     Other(String),
 }
 
@@ -556,7 +630,7 @@ impl BranchRuleset {
             None
         };
         let rules = ruleset.rules.as_deref().unwrap_or_default();
-        let approvals = rules.iter().filter(|r| r.kind == "pull_request").map(|r| {
+        let approvals = rules.iter().filter(|r| rule_effect(&r.kind) == RuleEffect::Review).map(|r| {
             r.parameters
                 .as_ref()
                 .and_then(|p| p.get("required_approving_review_count"))
@@ -588,6 +662,7 @@ impl BranchRuleset {
             ref_exclude,
             repositories,
             required_approvals: approvals.max(),
+            restricts_updates: rules.iter().any(|r| rule_effect(&r.kind) == RuleEffect::BypassOnly),
             rules_complete: ruleset.rules.is_some(),
             bypass,
         }
@@ -786,10 +861,13 @@ pub struct GqlConditions {
 /// `RepositoryRule`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct GqlRule {
-    /// `PULL_REQUEST`, `UPDATE`, …
+    /// `RepositoryRuleType`: `PULL_REQUEST`, `UPDATE`, … (see [`rule_effect`]).
     #[serde(rename = "type")]
     pub kind: String,
-    /// `PullRequestParameters` when a pull request rule.
+    /// The `RuleParameters` union: `{ __typename,
+    /// requiredApprovingReviewCount }` for `PullRequestParameters`, only
+    /// `__typename` for the other members (the query asks nothing else),
+    /// `null` for types without parameters (`DELETION`, `CREATION`, …).
     #[serde(default)]
     pub parameters: Option<serde_json::Value>,
 }
@@ -798,7 +876,9 @@ pub struct GqlRule {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GqlBypassActor {
-    /// `ALWAYS`, `PULL_REQUEST`, `EXEMPT`.
+    /// `ALWAYS` or `PULL_REQUEST` (nullable; REST's third mode, `exempt`,
+    /// has no GraphQL value). Every mode lets the actor land a change
+    /// without the approvals, so it is not read.
     #[serde(default)]
     pub bypass_mode: Option<String>,
     /// Organization owners.
@@ -816,12 +896,50 @@ pub struct GqlBypassActor {
     /// A repository role's name.
     #[serde(default)]
     pub repository_role_name: Option<String>,
-    /// A team or App.
+    /// A team or App: the schema's `BypassActor` union is `App | Team`, so
+    /// a `User` bypass actor (REST `actor_type: "User"`) has no GraphQL
+    /// form and shows as an actor with no flag, no role and `actor: null`.
     #[serde(default)]
     pub actor: Option<GqlActor>,
 }
 
+impl GqlBypassActor {
+    /// The normalized actor; [`Bypass::Other`] when GraphQL does not name
+    /// it (a user, or a team or App the credential cannot see): REST does
+    /// (see [`GqlRuleset::bypass_unsettled`]).
+    pub fn to_bypass(&self) -> Bypass {
+        if self.organization_admin {
+            Bypass::OrganizationAdmin
+        } else if self.deploy_key {
+            Bypass::DeployKey
+        } else if self.enterprise_owner {
+            Bypass::EnterpriseOwner
+        } else if self.repository_role_database_id.is_some() || self.repository_role_name.is_some() {
+            Bypass::RepositoryRole { id: self.repository_role_database_id, name: self.repository_role_name.clone() }
+        } else {
+            match &self.actor {
+                Some(GqlActor::Team { slug }) => Bypass::Team { id: None, slug: Some(slug.clone()) },
+                Some(GqlActor::App { slug }) => Bypass::App { id: None, slug: Some(slug.clone()) },
+                // Not a member of `BypassActor` today; named by REST if it
+                // ever appears.
+                Some(GqlActor::User { .. }) => Bypass::Other("User".to_string()),
+                Some(GqlActor::Other) | None => Bypass::Other("unnamed".to_string()),
+            }
+        }
+    }
+}
+
 impl GqlRuleset {
+    /// Whether GraphQL shows bypass actors it cannot settle: a list longer
+    /// than the page read, or an actor it does not name (a user). The
+    /// ruleset's REST detail names them all (`actor_type` and `actor_id`).
+    /// A hidden list (`null`) is not unsettled: REST hides it too.
+    pub fn bypass_unsettled(&self) -> bool {
+        self.bypass_actors.as_ref().is_some_and(|c| {
+            !c.complete() || c.nodes.iter().flatten().any(|a| matches!(a.to_bypass(), Bypass::Other(_)))
+        })
+    }
+
     /// The mapping's view of it.
     pub fn to_branch_ruleset(&self) -> BranchRuleset {
         let (ref_include, ref_exclude) = self
@@ -831,41 +949,20 @@ impl GqlRuleset {
             .map(|p| (p.include, p.exclude))
             .unwrap_or_default();
         let rules = self.rules.as_ref();
-        let approvals =
-            rules.into_iter().flat_map(|c| c.nodes.iter().flatten()).filter(|r| r.kind == "PULL_REQUEST").map(|r| {
-                r.parameters
-                    .as_ref()
-                    .and_then(|p| p.get("requiredApprovingReviewCount"))
-                    .and_then(serde_json::Value::as_u64)
-                    .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
-            });
-        let bypass = self.bypass_actors.as_ref().filter(|c| c.complete()).map(|c| {
-            c.nodes
-                .iter()
-                .flatten()
-                .map(|actor| {
-                    if actor.organization_admin {
-                        Bypass::OrganizationAdmin
-                    } else if actor.deploy_key {
-                        Bypass::DeployKey
-                    } else if actor.enterprise_owner {
-                        Bypass::EnterpriseOwner
-                    } else if actor.repository_role_database_id.is_some() || actor.repository_role_name.is_some() {
-                        Bypass::RepositoryRole {
-                            id: actor.repository_role_database_id,
-                            name: actor.repository_role_name.clone(),
-                        }
-                    } else {
-                        match &actor.actor {
-                            Some(GqlActor::Team { slug }) => Bypass::Team { id: None, slug: Some(slug.clone()) },
-                            Some(GqlActor::App { slug }) => Bypass::App { id: None, slug: Some(slug.clone()) },
-                            Some(GqlActor::User { .. }) => Bypass::Other("User".to_string()),
-                            Some(GqlActor::Other) | None => Bypass::Other("unknown".to_string()),
-                        }
-                    }
-                })
-                .collect()
+        let rule_list = || rules.into_iter().flat_map(|c| c.nodes.iter().flatten());
+        let approvals = rule_list().filter(|r| rule_effect(&r.kind) == RuleEffect::Review).map(|r| {
+            r.parameters
+                .as_ref()
+                .and_then(|p| p.get("requiredApprovingReviewCount"))
+                .and_then(serde_json::Value::as_u64)
+                .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
         });
+        let restricts_updates = rule_list().any(|r| rule_effect(&r.kind) == RuleEffect::BypassOnly);
+        let bypass = self
+            .bypass_actors
+            .as_ref()
+            .filter(|c| c.complete())
+            .map(|c| c.nodes.iter().flatten().map(GqlBypassActor::to_bypass).collect());
         BranchRuleset {
             id: self.database_id,
             name: self.name.clone(),
@@ -876,6 +973,7 @@ impl GqlRuleset {
             ref_exclude,
             repositories: None,
             required_approvals: approvals.max(),
+            restricts_updates,
             rules_complete: rules.is_some_and(GqlConnection::complete),
             bypass,
         }
