@@ -69,12 +69,16 @@ impl Store {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let latest = sqlx::query(
-            "SELECT MAX(finished_at) AS at FROM sync_runs WHERE source = $1 AND status IN ('succeeded', 'partial')",
+            "SELECT finished_at AS at, digest FROM sync_runs WHERE source = $1 AND status IN ('succeeded', 'partial') \
+             ORDER BY finished_at DESC, id DESC LIMIT 1",
         )
         .bind(source)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if let Some(latest) = opt_time(&latest, "at")?
+        let latest_at = latest.as_ref().map(|row| opt_time(row, "at")).transpose()?.flatten();
+        let latest_digest: Option<String> =
+            latest.as_ref().map(|row| row.try_get::<Option<String>, _>("digest")).transpose()?.flatten();
+        if let Some(latest) = latest_at
             && latest > now
         {
             return Err(StoreError::Conflict(format!(
@@ -88,18 +92,27 @@ impl Store {
         };
         let nodes: Vec<Item<'_>> = fragment.nodes.iter().map(Item::Node).collect();
         let edges: Vec<Item<'_>> = fragment.edges.iter().map(Item::Edge).collect();
-        let (kept_nodes, kept_edges) = kept_rows(&mut tx, fragment).await?;
-        stats.kept = (kept_nodes.len() + kept_edges.len()) as u64;
-        for (table, items, kept) in [(Table::Nodes, &nodes, &kept_nodes), (Table::Edges, &edges, &kept_edges)] {
-            let (opened, closed) = apply_table(&mut tx, self.backend, table, source, items, kept, now).await?;
-            stats.opened += opened;
-            stats.closed += closed;
+        let node_hashes = item_hashes(&nodes)?;
+        let edge_hashes = item_hashes(&edges)?;
+        // Only a complete sync vouches for every row of the source.
+        let digest = fragment.kept.is_empty().then(|| fragment_digest(&nodes, &node_hashes, &edges, &edge_hashes));
+        if digest.is_none() || digest != latest_digest {
+            let (kept_nodes, kept_edges) = kept_rows(&mut tx, fragment).await?;
+            stats.kept = (kept_nodes.len() + kept_edges.len()) as u64;
+            for rows in [
+                TableRows { table: Table::Nodes, items: &nodes, hashes: &node_hashes, kept: &kept_nodes },
+                TableRows { table: Table::Edges, items: &edges, hashes: &edge_hashes, kept: &kept_edges },
+            ] {
+                let (opened, closed) = apply_table(&mut tx, self.backend, source, rows, now).await?;
+                stats.opened += opened;
+                stats.closed += closed;
+            }
         }
         let stats_json = serde_json::to_string(&stats).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let error = fragment.kept_error();
         sqlx::query(
-            "INSERT INTO sync_runs (source, kind, started_at, finished_at, status, stats, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO sync_runs (source, kind, started_at, finished_at, status, stats, error, digest) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(source)
         .bind(kind)
@@ -108,6 +121,7 @@ impl Store {
         .bind(if error.is_some() { "partial" } else { "succeeded" })
         .bind(stats_json)
         .bind(error)
+        .bind(digest)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -320,6 +334,41 @@ impl Item<'_> {
     }
 }
 
+/// Each item's stored content hash, in order.
+fn item_hashes(items: &[Item<'_>]) -> Result<Vec<[u8; 32]>, StoreError> {
+    let mut body = Vec::new();
+    items
+        .iter()
+        .map(|item| {
+            item.body_into(&mut body)?;
+            Ok(hash_hex(&body))
+        })
+        .collect()
+}
+
+/// What a complete sync wrote, in one value: SHA-256 over every node's and
+/// edge's (key, content hash) in fragment order. Equal digests mean equal
+/// rows; a reordered but equal fragment only costs a full diff.
+fn fragment_digest(
+    nodes: &[Item<'_>],
+    node_hashes: &[[u8; 32]],
+    edges: &[Item<'_>],
+    edge_hashes: &[[u8; 32]],
+) -> String {
+    let mut digest = Sha256::new();
+    let mut key = String::new();
+    for (tag, items, hashes) in [(b'n', nodes, node_hashes), (b'e', edges, edge_hashes)] {
+        digest.update([tag]);
+        for (item, hash) in items.iter().zip(hashes) {
+            item.key_into(&mut key);
+            digest.update(key.as_bytes());
+            digest.update([0]);
+            digest.update(hash);
+        }
+    }
+    hex::encode(digest.finalize())
+}
+
 /// The stored content hash of a body: hex of the first 16 bytes of SHA-256.
 fn hash_hex(body: &[u8]) -> [u8; 32] {
     let digest = Sha256::digest(body);
@@ -446,6 +495,17 @@ fn insert_sql(backend: super::Backend, table: Table, rows: usize) -> String {
     )
 }
 
+/// What a sync writes to one table.
+struct TableRows<'a> {
+    table: Table,
+    /// The fragment's items, in order.
+    items: &'a [Item<'a>],
+    /// Their content hashes ([`item_hashes`]).
+    hashes: &'a [[u8; 32]],
+    /// Keys of rows that carry over (slices the sync could not read).
+    kept: &'a HashSet<String>,
+}
+
 /// Keys per `IN (…)` list when closing rows.
 const CLOSE_BATCH: usize = 500;
 
@@ -458,12 +518,11 @@ const CLOSE_BATCH: usize = 500;
 async fn apply_table(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: super::Backend,
-    table: Table,
     source: &str,
-    items: &[Item<'_>],
-    kept: &HashSet<String>,
+    rows: TableRows<'_>,
     now: DateTime<Utc>,
 ) -> Result<(u64, u64), StoreError> {
+    let TableRows { table, items, hashes, kept } = rows;
     let now_us = to_micros(now);
     let (name, key_column) = (table.name(), table.key_column());
     let sql =
@@ -490,16 +549,14 @@ async fn apply_table(
     let mut new_exact: HashSet<String> = HashSet::new();
     let mut other_key = String::new();
     let mut changed: Vec<usize> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
+    for (i, (item, hash)) in items.iter().zip(hashes).enumerate() {
         item.key_into(&mut key);
-        item.body_into(&mut body)?;
-        let hash = hash_hex(&body);
         if let Some(existing) = current.get_mut(key.as_str()) {
             if existing.seen {
                 return Err(duplicate(&key));
             }
             existing.seen = true;
-            if existing.hash.as_bytes() != hash {
+            if existing.hash.as_bytes() != hash.as_slice() {
                 existing.changed = true;
                 changed.push(i);
             }
@@ -516,8 +573,9 @@ async fn apply_table(
                 }
             }
         }
+        item.body_into(&mut body)?;
         let text = String::from_utf8(std::mem::take(&mut body)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        batch.push(*item, key.clone(), text, &hash);
+        batch.push(*item, key.clone(), text, hash);
         if batch.is_full() {
             batch.flush(tx).await?;
         }
@@ -564,9 +622,8 @@ async fn apply_table(
         let item = items[i];
         item.key_into(&mut key);
         item.body_into(&mut body)?;
-        let hash = hash_hex(&body);
         let text = String::from_utf8(std::mem::take(&mut body)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        batch.push(item, key.clone(), text, &hash);
+        batch.push(item, key.clone(), text, &hashes[i]);
         if batch.is_full() {
             batch.flush(tx).await?;
         }

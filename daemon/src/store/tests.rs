@@ -45,6 +45,7 @@ fn ids(nodes: &[Node]) -> Vec<&str> {
 on_both_databases!(
     apply_sync_opens_closes_and_keeps_history,
     unchanged_resync_writes_nothing,
+    digest_skips_only_an_identical_complete_sync,
     failed_sync_changes_nothing,
     reconcile_lifecycle,
     mute_holds_events_until_it_expires,
@@ -117,6 +118,68 @@ async fn unchanged_resync_writes_nothing(url: String) {
     assert_eq!((nodes.len(), edges.len()), (3, 2), "rows stay open from their first sync");
     assert!(store.has_synced("forge").await.expect("has synced"));
     assert!(!store.has_synced("other").await.expect("other"));
+}
+
+/// Each sync run's digest, oldest first.
+async fn digests(store: &Store) -> Vec<Option<String>> {
+    sqlx::query("SELECT digest FROM sync_runs ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .expect("digests")
+        .iter()
+        .map(|row| row.try_get("digest").expect("digest"))
+        .collect()
+}
+
+async fn current_keys(store: &Store) -> (Vec<String>, Vec<String>) {
+    let (nodes, edges) = store.load_rows(&["forge".into()], None).await.expect("rows");
+    let mut edge_keys: Vec<String> = edges.iter().map(Edge::key).collect();
+    edge_keys.sort();
+    (ids(&nodes).into_iter().map(str::to_string).collect(), edge_keys)
+}
+
+async fn digest_skips_only_an_identical_complete_sync(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let a = fragment(&[("alice", "Alice", "read"), ("bob", "Bob", "write")]);
+    let b = fragment(&[("alice", "Alice", "admin")]);
+    store.apply_sync("snapshot", &a, t(1), t(1)).await.expect("a");
+    let rows_of_a = current_keys(&store).await;
+
+    let stats = store.apply_sync("snapshot", &a, t(2), t(2)).await.expect("a again");
+    assert_eq!((stats.opened, stats.closed), (0, 0));
+    let recorded = digests(&store).await;
+    assert!(recorded[0].is_some(), "a complete sync records its digest");
+    assert_eq!(recorded[0], recorded[1], "an identical fragment has the same digest");
+
+    let stats = store.apply_sync("snapshot", &b, t(3), t(3)).await.expect("b");
+    assert_eq!((stats.opened, stats.closed), (1, 3), "alice's grant changed; bob and his grant left");
+    assert_ne!(digests(&store).await[2], recorded[0]);
+
+    // A again: its digest is not the latest one, so it is diffed and lands.
+    let stats = store.apply_sync("snapshot", &a, t(4), t(4)).await.expect("a once more");
+    assert_eq!((stats.opened, stats.closed), (3, 1));
+    assert_eq!(current_keys(&store).await, rows_of_a);
+
+    // A partial sync vouches for no digest: the next complete sync diffs.
+    let mut partial = b.clone();
+    partial.kept = vec![accessgraph_graph::model::KeptSlice {
+        name: "bob's corner".into(),
+        prefixes: vec!["forge:user:bob".into()],
+        error: "403".into(),
+    }];
+    store.apply_sync("snapshot", &partial, t(5), t(5)).await.expect("partial");
+    assert_eq!(digests(&store).await[4], None);
+    let stats = store.apply_sync("snapshot", &a, t(6), t(6)).await.expect("a after partial");
+    assert_eq!((stats.opened, stats.closed), (1, 1), "only alice's grant differs from the partial sync's rows");
+    assert_eq!(current_keys(&store).await, rows_of_a);
+
+    // The same rows in another order: a different digest, a diff, no writes.
+    let mut reordered = a.clone();
+    reordered.nodes.reverse();
+    reordered.edges.reverse();
+    let stats = store.apply_sync("snapshot", &reordered, t(7), t(7)).await.expect("reordered");
+    assert_eq!((stats.opened, stats.closed), (0, 0));
+    assert_eq!(current_keys(&store).await, rows_of_a);
 }
 
 async fn failed_sync_changes_nothing(url: String) {
