@@ -30,6 +30,26 @@ pub struct PolicyEngine {
     policies: PolicySet,
     /// Some policy names a single identity: principals cannot share answers.
     names_identities: bool,
+    /// Some policy names a single resource or reads a `name`: resources
+    /// cannot share answers.
+    names_resources: bool,
+}
+
+/// What a policy that names no single resource and reads no `name` can tell
+/// resources apart by: the other attributes of CONTRACT §5b.
+type ResourceKey<'g> = (&'g str, Option<&'g str>, Option<&'g str>, &'g [String]);
+
+/// Whether the policy text could tell apart two resources whose attributes
+/// other than `name` are equal: it names a resource entity, or mentions the
+/// word `name` anywhere (an attribute read, `has name`, `["name"]`; a comment
+/// or annotation only costs the sharing). Textual, so it errs towards
+/// evaluating each resource on its own.
+fn names_resources(source: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    source.contains("Resource::")
+        || source.match_indices("name").any(|(at, _)| {
+            !source[..at].chars().next_back().is_some_and(ident) && !source[at + 4..].chars().next().is_some_and(ident)
+        })
 }
 
 /// What a policy can tell principals apart by: kind, system, tier, groups.
@@ -73,7 +93,11 @@ impl PolicyEngine {
     /// Parses a policy set.
     pub fn parse(source: &str) -> Result<PolicyEngine, PolicyError> {
         PolicySet::from_str(source)
-            .map(|policies| PolicyEngine { policies, names_identities: source.contains("Identity::") })
+            .map(|policies| PolicyEngine {
+                policies,
+                names_identities: source.contains("Identity::"),
+                names_resources: names_resources(source),
+            })
             .map_err(|e| PolicyError::Parse(e.to_string()))
     }
 
@@ -173,6 +197,11 @@ impl PolicyEngine {
         let share = !self.names_identities;
         let mut profiles: HashMap<ProfileKey, NodeIndex> = HashMap::new();
         let mut representative: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        // Likewise resources with the same attributes, name aside, when no
+        // policy names a resource or reads a name.
+        let share_resources = !self.names_resources;
+        let mut resource_profiles: HashMap<ResourceKey<'_>, NodeIndex> = HashMap::new();
+        let mut resource_representative: HashMap<NodeIndex, NodeIndex> = HashMap::new();
         let mut verdicts: HashMap<(NodeIndex, &str, NodeIndex), Option<Vec<String>>> = HashMap::new();
         let mut denials = Vec::new();
         for (i, entry) in access.entries().iter().enumerate() {
@@ -188,15 +217,28 @@ impl PolicyEngine {
             } else {
                 entry.principal
             };
-            let key = (asker, entry.action.as_str(), entry.resource);
+            let target = if share_resources {
+                *resource_representative.entry(entry.resource).or_insert_with(|| {
+                    let key = (
+                        resource.source.as_str(),
+                        resource.subkind.as_deref(),
+                        resource.environment.as_deref(),
+                        resource.data_domains.as_slice(),
+                    );
+                    *resource_profiles.entry(key).or_insert(entry.resource)
+                })
+            } else {
+                entry.resource
+            };
+            let key = (asker, entry.action.as_str(), target);
             let verdict = match verdicts.get(&key) {
                 Some(verdict) => verdict.clone(),
                 None => {
                     let principal = uid("Identity", &graph.node(asker).id)?;
                     let action = uid("Action", &entry.action)?;
-                    let request =
-                        Request::new(principal, action, uid("Resource", &resource.id)?, Context::empty(), None)
-                            .map_err(|e| PolicyError::Entity(resource.id.clone(), e.to_string()))?;
+                    let target = &graph.node(target).id;
+                    let request = Request::new(principal, action, uid("Resource", target)?, Context::empty(), None)
+                        .map_err(|e| PolicyError::Entity(target.clone(), e.to_string()))?;
                     let response = authorizer.is_authorized(&request, &self.policies, &entities);
                     let verdict = (response.decision() == Decision::Deny).then(|| {
                         let mut forbidden_by: Vec<String> =
@@ -248,10 +290,72 @@ mod sharing_tests {
         let shared = PolicyEngine::parse(policy).expect("parses");
         let mut single = shared.clone();
         single.names_identities = true;
+        single.names_resources = true;
         let a = shared.denials(&graph, &access, &kit.settings, kit.now).expect("evaluates");
         let b = single.denials(&graph, &access, &kit.settings, kit.now).expect("evaluates");
         assert_eq!(a, b);
         assert!(a.len() >= 4, "the case exercises denials: {a:?}");
         assert!(a.iter().any(|d| !d.forbidden_by.is_empty()), "and a forbid");
+    }
+
+    /// Resources that differ only by name share answers, and no others.
+    #[test]
+    fn shared_resources_give_the_same_denials_as_one_per_resource() {
+        let mut kit = Kit::new();
+        let team = kit.group("team");
+        let mut resources = Vec::new();
+        for (i, (environment, domains)) in
+            [("prod", &["pii"][..]), ("prod", &[]), ("dev", &["pii"]), ("prod", &["pii"]), ("dev", &[])]
+                .into_iter()
+                .enumerate()
+        {
+            let resource = kit.resource(&format!("r{i}"));
+            let node = kit.node_mut(&resource);
+            node.environment = Some(environment.to_string());
+            node.data_domains = domains.iter().map(|d| d.to_string()).collect();
+            resources.push(resource);
+        }
+        let other_system = kit.resource_in("u", "r5");
+        kit.node_mut(&other_system).environment = Some("prod".to_string());
+        for i in 0..4 {
+            let user = kit.human(&format!("u{i}"), &format!("u{i}@acme.example"));
+            kit.member(&user, &team);
+            kit.grant(&user, &resources[i], &["write"]);
+        }
+        let bot = kit.agent("bot", Some("u0@acme.example"));
+        kit.member(&bot, &team);
+        for resource in resources.iter().chain([&other_system]) {
+            kit.grant(&team, resource, &["read", "write"]);
+        }
+        let policy = "permit (principal, action == Action::\"read\", resource) when { resource.environment == \"dev\" };\n\
+                      permit (principal, action, resource) when { resource.system == \"t\" && !resource.data_domains.contains(\"pii\") };\n\
+                      forbid (principal, action, resource) when { principal.kind == \"agent\" && resource.environment == \"prod\" };";
+        let graph = kit.graph();
+        let access = graph.effective_access(kit.now);
+        let shared = PolicyEngine::parse(policy).expect("parses");
+        assert!(!shared.names_resources, "the policy reads no name");
+        let mut single = shared.clone();
+        single.names_resources = true;
+        let a = shared.denials(&graph, &access, &kit.settings, kit.now).expect("evaluates");
+        let b = single.denials(&graph, &access, &kit.settings, kit.now).expect("evaluates");
+        assert_eq!(a, b);
+        assert!(a.len() >= 6 && a.len() < access.entries().len(), "the case both denies and permits: {a:?}");
+        assert!(a.iter().any(|d| !d.forbidden_by.is_empty()), "and a forbid");
+    }
+
+    #[test]
+    fn a_policy_that_names_a_resource_or_reads_a_name_evaluates_each_resource() {
+        for (policy, names) in [
+            ("permit (principal, action, resource == Resource::\"t:dataset:a\");", true),
+            ("permit (principal, action, resource) when { resource.name == \"a\" };", true),
+            ("permit (principal, action, resource) when { resource[\"name\"] like \"a*\" };", true),
+            ("permit (principal, action, resource) when { resource has name };", true),
+            ("permit (principal, action, resource) when { resource.environment == \"names\" };", false),
+            ("permit (principal, action, resource) when { resource.kind == \"rename_me\" };", false),
+            ("permit (principal in Group::\"t:group:team\", action, resource);", false),
+        ] {
+            let engine = PolicyEngine::parse(policy).expect("parses");
+            assert_eq!(engine.names_resources, names, "{policy}");
+        }
     }
 }
