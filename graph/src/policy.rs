@@ -105,22 +105,32 @@ impl PolicyEngine {
         self.policies.policy(id).and_then(|p| p.annotation("id").map(str::to_string)).unwrap_or_else(|| id.to_string())
     }
 
-    /// Builds the entities (identities with their groups, groups, resources).
+    /// Builds the entities (identities with their groups, groups, resources)
+    /// of every effective access.
     pub fn entities(
         graph: &AccessGraph,
         access: &EffectiveAccess,
         settings: &AnalysisSettings,
         now: DateTime<Utc>,
     ) -> Result<Entities, PolicyError> {
+        let principals = access.entries().iter().map(|entry| entry.principal).collect();
+        let resources = access.entries().iter().map(|entry| entry.resource).collect();
+        Self::entities_of(graph, &principals, &resources, settings, now)
+    }
+
+    /// The entities of these principals (with their groups) and resources:
+    /// only those that requests name, since Cedar computes the closure of
+    /// every entity it is given.
+    fn entities_of(
+        graph: &AccessGraph,
+        principals: &HashSet<NodeIndex>,
+        resources: &HashSet<NodeIndex>,
+        settings: &AnalysisSettings,
+        now: DateTime<Utc>,
+    ) -> Result<Entities, PolicyError> {
         let mut entities = Vec::new();
-        let mut principals: HashSet<_> = HashSet::new();
-        let mut resources: HashSet<_> = HashSet::new();
-        for entry in access.entries() {
-            principals.insert(entry.principal);
-            resources.insert(entry.resource);
-        }
         let mut groups = HashSet::new();
-        for &principal in &principals {
+        for &principal in principals {
             let node = graph.node(principal);
             let mut parents = HashSet::new();
             for group in graph.groups_of(principal, now) {
@@ -163,7 +173,7 @@ impl PolicyEngine {
                     .map_err(|e| PolicyError::Entity(node.id.clone(), e.to_string()))?,
             );
         }
-        for resource in resources {
+        for &resource in resources {
             let node = graph.node(resource);
             let attrs = HashMap::from([
                 ("system".to_string(), text(&node.source)),
@@ -188,7 +198,6 @@ impl PolicyEngine {
         settings: &AnalysisSettings,
         now: DateTime<Utc>,
     ) -> Result<Vec<Denial>, PolicyError> {
-        let entities = Self::entities(graph, access, settings, now)?;
         let authorizer = Authorizer::new();
         // Principals with the same groups, kind, system and tier are
         // indistinguishable to a policy that names no single identity, so one
@@ -202,8 +211,11 @@ impl PolicyEngine {
         let share_resources = !self.names_resources;
         let mut resource_profiles: HashMap<ResourceKey<'_>, NodeIndex> = HashMap::new();
         let mut resource_representative: HashMap<NodeIndex, NodeIndex> = HashMap::new();
-        let mut verdicts: HashMap<(NodeIndex, &str, NodeIndex), Option<Vec<String>>> = HashMap::new();
-        let mut denials = Vec::new();
+        // First who asks for whom, so that only the askers and the resources
+        // asked about become entities.
+        let mut askers = HashSet::new();
+        let mut targets = HashSet::new();
+        let mut governed = Vec::new();
         for (i, entry) in access.entries().iter().enumerate() {
             let resource = graph.node(entry.resource);
             if !settings.is_governed(&resource.source) {
@@ -230,6 +242,15 @@ impl PolicyEngine {
             } else {
                 entry.resource
             };
+            askers.insert(asker);
+            targets.insert(target);
+            governed.push((i, asker, target));
+        }
+        let entities = Self::entities_of(graph, &askers, &targets, settings, now)?;
+        let mut verdicts: HashMap<(NodeIndex, &str, NodeIndex), Option<Vec<String>>> = HashMap::new();
+        let mut denials = Vec::new();
+        for (i, asker, target) in governed {
+            let entry = &access.entries()[i];
             let key = (asker, entry.action.as_str(), target);
             let verdict = match verdicts.get(&key) {
                 Some(verdict) => verdict.clone(),
@@ -317,10 +338,10 @@ mod sharing_tests {
         }
         let other_system = kit.resource_in("u", "r5");
         kit.node_mut(&other_system).environment = Some("prod".to_string());
-        for i in 0..4 {
+        for (i, resource) in resources.iter().take(4).enumerate() {
             let user = kit.human(&format!("u{i}"), &format!("u{i}@acme.example"));
             kit.member(&user, &team);
-            kit.grant(&user, &resources[i], &["write"]);
+            kit.grant(&user, resource, &["write"]);
         }
         let bot = kit.agent("bot", Some("u0@acme.example"));
         kit.member(&bot, &team);
