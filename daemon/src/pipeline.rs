@@ -82,9 +82,17 @@ async fn sync_source_stamped(
         Ok(mut fragment) => {
             fragment.source = source.name.clone();
             let unread = fragment.kept_error();
-            let _order = store.stamp_shared().await;
-            let stamp = stamp.unwrap_or_else(Utc::now);
-            store.apply_sync(&kind, &fragment, now, stamp).await.map(|stats| (stats, unread)).map_err(|e| e.to_string())
+            match store.stamp_shared().await {
+                Ok(_order) => {
+                    let stamp = stamp.unwrap_or_else(Utc::now);
+                    store
+                        .apply_sync(&kind, &fragment, now, stamp)
+                        .await
+                        .map(|stats| (stats, unread))
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            }
         }
         Err(error) => Err(error),
     };
@@ -228,7 +236,7 @@ pub async fn analyze_and_record(
 /// [`Store::stamp_shared`]).
 pub async fn analyze_live(config: &Config, store: &Store, sources: Vec<SourceOutcome>) -> Result<Cycle, PipelineError> {
     let (now, graph) = {
-        let _order = store.stamp_exclusive().await;
+        let _order = store.stamp_exclusive().await?;
         let now = Utc::now();
         (now, load_graph(config, store, None).await?)
     };
@@ -470,11 +478,40 @@ mod tests {
     async fn an_analysis_instant_waits_for_syncs_in_flight() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.expect("store");
-        let in_flight = store.stamp_shared().await;
-        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), store.stamp_exclusive()).await;
+        stamp_order_holds(&store, &store).await;
+    }
+
+    /// Across replicas too: two stores on one PostgreSQL database (two
+    /// processes, as far as the server can tell) share the order.
+    #[tokio::test]
+    async fn replicas_share_the_stamp_order_on_postgres() {
+        let Some(db) = crate::testdb::TestDb::new(crate::testdb::Kind::Postgres).await else {
+            return;
+        };
+        let replica_a = Store::open(&db.url).await.expect("replica a");
+        let replica_b = Store::open(&db.url).await.expect("replica b");
+        stamp_order_holds(&replica_a, &replica_b).await;
+        stamp_order_holds(&replica_b, &replica_a).await;
+        // Syncs do not exclude each other.
+        let one = replica_a.stamp_shared().await.expect("shared a");
+        let two = tokio::time::timeout(std::time::Duration::from_secs(5), replica_b.stamp_shared()).await;
+        assert!(two.is_ok(), "two syncs stamp at once");
+        drop((one, two));
+        db.cleanup().await;
+    }
+
+    /// A sync in flight on `syncing` holds back an analysis on `analyzing`
+    /// until it lands.
+    async fn stamp_order_holds(syncing: &Store, analyzing: &Store) {
+        let wait = std::time::Duration::from_millis(200);
+        let in_flight = syncing.stamp_shared().await.expect("shared");
+        let waiting = tokio::time::timeout(wait, analyzing.stamp_exclusive()).await;
         assert!(waiting.is_err(), "the analysis waits while a sync is in flight");
         drop(in_flight);
-        let taken = tokio::time::timeout(std::time::Duration::from_secs(5), store.stamp_exclusive()).await;
-        assert!(taken.is_ok(), "and goes on once it landed");
+        let taken = tokio::time::timeout(std::time::Duration::from_secs(5), analyzing.stamp_exclusive()).await;
+        let analysis = taken.expect("and goes on once it landed").expect("exclusive");
+        let blocked = tokio::time::timeout(wait, syncing.stamp_shared()).await;
+        assert!(blocked.is_err(), "a sync does not stamp while an analysis reads");
+        drop(analysis);
     }
 }

@@ -58,6 +58,23 @@ pub enum Backend {
     Postgres,
 }
 
+/// The advisory lock name of the stamp order ([`Store::stamp_shared`]).
+const STAMP_ORDER: &str = "stamp order";
+
+/// The in-process half of a [`StampGuard`].
+enum StampLocal<'a> {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'a, ()>),
+    Exclusive(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'a, ()>),
+}
+
+/// Holds a place in the stamp order until dropped: the in-process lock
+/// and, on PostgreSQL, the session that holds the advisory lock (dropping
+/// it closes the connection, which releases the lock).
+pub struct StampGuard<'a> {
+    _session: Option<sqlx::AnyConnection>,
+    _local: StampLocal<'a>,
+}
+
 /// A handle on the store; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -205,16 +222,35 @@ impl Store {
     /// and every later one is stamped after it. Without this order, a sync
     /// stamped before an analysis but landing after it is, for the next
     /// analysis, part of the "previous snapshot" that never saw it, and the
-    /// access it added is never reported as `drift.baseline`. (Within one
-    /// process; replicas on PostgreSQL do not share it.)
-    pub async fn stamp_shared(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
-        self.stamp_order.read().await
+    /// access it added is never reported as `drift.baseline`. Replicas on
+    /// PostgreSQL share the order through an advisory lock (shared for
+    /// syncs, exclusive for analyses) held on a connection of its own.
+    pub async fn stamp_shared(&self) -> Result<StampGuard<'_>, StoreError> {
+        let local = StampLocal::Shared(self.stamp_order.read().await);
+        Ok(StampGuard { _session: self.stamp_session("pg_advisory_lock_shared").await?, _local: local })
     }
 
     /// Waits until no sync is between its stamp and its commit, and keeps
     /// new ones from stamping until dropped (see [`Store::stamp_shared`]).
-    pub async fn stamp_exclusive(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
-        self.stamp_order.write().await
+    pub async fn stamp_exclusive(&self) -> Result<StampGuard<'_>, StoreError> {
+        let local = StampLocal::Exclusive(self.stamp_order.write().await);
+        Ok(StampGuard { _session: self.stamp_session("pg_advisory_lock").await?, _local: local })
+    }
+
+    /// On PostgreSQL, a connection out of the pool holding the stamp-order
+    /// advisory lock with `function` (the server releases it when the
+    /// connection closes, also when a replica dies). Taken after the
+    /// in-process lock, so a process asks the server once at a time.
+    async fn stamp_session(&self, function: &str) -> Result<Option<sqlx::AnyConnection>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut conn = self.pool.acquire().await?.detach();
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
+            .bind(lease::lease_key(STAMP_ORDER))
+            .execute(&mut conn)
+            .await?;
+        Ok(Some(conn))
     }
 
     /// The database kind.
