@@ -346,7 +346,11 @@ impl AccessGraph {
 
     /// Groups a principal belongs to, transitively (through its accounts for a person).
     pub fn groups_of(&self, principal: NodeIndex, now: DateTime<Utc>) -> Vec<NodeIndex> {
-        let mut seen = BTreeSet::new();
+        let mut groups = BTreeSet::new();
+        // Every node is expanded once: `same_as` edges come from remote data
+        // too and may loop (an account `same_as` itself, two accounts naming
+        // each other), as `member_of` edges may.
+        let mut expanded = HashSet::from([principal]);
         let mut queue = VecDeque::from([principal]);
         while let Some(ix) = queue.pop_front() {
             for edge in self.graph.edges_directed(ix, Direction::Outgoing) {
@@ -355,13 +359,15 @@ impl AccessGraph {
                     continue;
                 }
                 let target = edge.target();
-                if kind == EdgeKind::MemberOf && !seen.insert(target) {
-                    continue;
+                if kind == EdgeKind::MemberOf {
+                    groups.insert(target);
                 }
-                queue.push_back(target);
+                if expanded.insert(target) {
+                    queue.push_back(target);
+                }
             }
         }
-        seen.into_iter().collect()
+        groups.into_iter().collect()
     }
 
     /// Effective access of one starting node (principal, account, group or role),
@@ -870,5 +876,68 @@ mod identifier_tests {
         let graph =
             AccessGraph::build(nodes, Vec::new(), &Catalog::default(), &ResolveSettings::default()).expect("builds");
         assert_eq!(graph.person_of(graph.find("git:user:alice.a").expect("node")), None);
+    }
+}
+
+#[cfg(test)]
+mod loop_tests {
+    use super::*;
+    use crate::policy::PolicyEngine;
+    use crate::settings::AnalysisSettings;
+
+    fn settings() -> ResolveSettings {
+        ResolveSettings { aliases: Vec::new(), identity_sources: BTreeSet::from(["idp".to_string()]) }
+    }
+
+    /// The `cedar_entities` fuzz target's timeout input (2026-11-27): one
+    /// agent with a live `same_as` edge to itself and a grant to itself.
+    /// `groups_of` queued the agent again on every visit and
+    /// `PolicyEngine::entities` never returned.
+    #[test]
+    fn groups_of_ends_on_an_account_same_as_itself() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("time");
+        let id = "we\"ird::src:agent:";
+        let mut agent = Node::new(id, NodeKind::Agent, "we\"ird::src", "");
+        agent.subkind = Some(String::new());
+        agent.environment = Some(String::new());
+        agent.data_domains = vec![String::new(), String::new()];
+        agent.active = Some(false);
+        let mut same_as = Edge::new(id, id, EdgeKind::SameAs);
+        same_as.expires_at = Some(now + chrono::Duration::hours(30816));
+        let grant = Edge::grant(id, id, ["read"]);
+        let graph =
+            AccessGraph::build(vec![agent], vec![same_as, grant], &Catalog::default(), &settings()).expect("builds");
+        let ix = graph.find(id).expect("node");
+        assert!(graph.groups_of(ix, now).is_empty());
+        let access = graph.effective_access(now);
+        let entities = PolicyEngine::entities(&graph, &access, &AnalysisSettings::default(), now);
+        assert!(entities.is_ok(), "{:?}", entities.err());
+    }
+
+    /// Two accounts naming each other `same_as` still reach their groups,
+    /// once each.
+    #[test]
+    fn groups_of_ends_on_a_same_as_cycle_and_keeps_the_groups() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("time");
+        let nodes = vec![
+            Node::new("a:user:x", NodeKind::Human, "a", "x"),
+            Node::new("b:user:x", NodeKind::Human, "b", "x"),
+            Node::new("b:group:g", NodeKind::Group, "b", "g"),
+            Node::new("b:group:h", NodeKind::Group, "b", "h"),
+        ];
+        let edges = vec![
+            Edge::new("a:user:x", "b:user:x", EdgeKind::SameAs),
+            Edge::new("b:user:x", "a:user:x", EdgeKind::SameAs),
+            Edge::new("b:user:x", "b:group:g", EdgeKind::MemberOf),
+            Edge::new("b:group:g", "b:group:h", EdgeKind::MemberOf),
+            Edge::new("b:group:h", "b:group:g", EdgeKind::MemberOf),
+        ];
+        let graph = AccessGraph::build(nodes, edges, &Catalog::default(), &settings()).expect("builds");
+        let groups: Vec<String> = graph
+            .groups_of(graph.find("a:user:x").expect("node"), now)
+            .into_iter()
+            .map(|ix| graph.node(ix).id.clone())
+            .collect();
+        assert_eq!(groups, vec!["b:group:g", "b:group:h"]);
     }
 }
