@@ -12,9 +12,28 @@ use chrono::{DateTime, Duration, Utc};
 use std::time::Instant;
 
 fn reset_peak() {
+    release_free_heap();
     // Linux: writing 5 resets VmHWM to the current RSS.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
+
+/// Hands the heap that earlier phases freed back to the kernel, so that a
+/// phase's RSS is what is live plus what the phase itself takes (glibc
+/// keeps freed memory mapped, and a phase reusing it shows no growth).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_heap() {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+    }
+    // SAFETY: glibc's malloc_trim only returns free heap pages to the
+    // kernel; it takes no pointers and is safe to call at any time.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_heap() {}
 
 fn peak_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -26,21 +45,38 @@ fn peak_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Resident memory now (VmRSS), in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 struct Phase {
     name: String,
     seconds: f64,
     peak_mib: f64,
+    /// Peak minus the resident memory when the phase started: what the
+    /// phase itself needed on top of what earlier phases still hold.
+    growth_mib: f64,
     note: String,
 }
 
 fn measure<T>(phases: &mut Vec<Phase>, name: &str, work: impl FnOnce() -> T) -> T {
     reset_peak();
+    let before = rss_mib();
     let started = Instant::now();
     let out = work();
+    let peak = peak_mib();
     phases.push(Phase {
         name: name.into(),
         seconds: started.elapsed().as_secs_f64(),
-        peak_mib: peak_mib(),
+        peak_mib: peak,
+        growth_mib: (peak - before).max(0.0),
         note: String::new(),
     });
     out
@@ -48,12 +84,15 @@ fn measure<T>(phases: &mut Vec<Phase>, name: &str, work: impl FnOnce() -> T) -> 
 
 async fn measure_async<T>(phases: &mut Vec<Phase>, name: &str, work: impl std::future::Future<Output = T>) -> T {
     reset_peak();
+    let before = rss_mib();
     let started = Instant::now();
     let out = work.await;
+    let peak = peak_mib();
     phases.push(Phase {
         name: name.into(),
         seconds: started.elapsed().as_secs_f64(),
-        peak_mib: peak_mib(),
+        peak_mib: peak,
+        growth_mib: (peak - before).max(0.0),
         note: String::new(),
     });
     out
@@ -193,17 +232,20 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
         "\n## Size {name}: {} people, {} agents, {} resources; {nodes} nodes, {edges} edges\n",
         size.people, size.agents, size.resources
     );
-    println!("| phase | wall time | peak RSS | note |\n|---|---|---|---|");
+    println!("| phase | wall time | peak RSS | of which the phase's own | note |\n|---|---|---|---|---|");
     for phase in &phases {
-        println!("| {} | {:.3} s | {:.0} MiB | {} |", phase.name, phase.seconds, phase.peak_mib, phase.note);
+        println!(
+            "| {} | {:.3} s | {:.0} MiB | +{:.0} MiB | {} |",
+            phase.name, phase.seconds, phase.peak_mib, phase.growth_mib, phase.note
+        );
     }
     println!(
-        "| who-can from the store | p50 {:.1} ms, p99 {:.1} ms | | {samples} queries |",
+        "| who-can from the store | p50 {:.1} ms, p99 {:.1} ms | | | {samples} queries |",
         percentile(&who, 0.5),
         percentile(&who, 0.99)
     );
     println!(
-        "| what-can from the store | p50 {:.1} ms, p99 {:.1} ms | | {samples} queries |",
+        "| what-can from the store | p50 {:.1} ms, p99 {:.1} ms | | | {samples} queries |",
         percentile(&what, 0.5),
         percentile(&what, 0.99)
     );
