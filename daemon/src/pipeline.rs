@@ -322,9 +322,9 @@ async fn baseline_new_sources(
     for entry in graph.effective_access(now).entries() {
         if new.contains(graph.node(entry.resource).source.as_str()) {
             baseline.insert((
-                graph.node(entry.principal).id.clone(),
-                graph.node(entry.resource).id.clone(),
-                entry.action.to_string(),
+                graph.node(entry.principal).id.as_str().into(),
+                graph.node(entry.resource).id.as_str().into(),
+                entry.action.as_str().into(),
             ));
         }
     }

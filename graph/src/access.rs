@@ -796,17 +796,30 @@ impl EffectiveAccess {
         self.of_principal(principal).find(|e| e.resource == resource && e.action == action)
     }
 
-    /// The (principal id, resource id, action) triples, for diffs between snapshots.
+    /// The (principal id, resource id, action) triples, for diffs between
+    /// snapshots. Each distinct id and action is allocated once and shared.
     pub fn triples(&self, graph: &AccessGraph) -> AccessSet {
+        let mut ids: HashMap<NodeIndex, AccessId> = HashMap::new();
+        let mut actions: HashMap<&str, AccessId> = HashMap::new();
+        let mut id =
+            |ix: NodeIndex| ids.entry(ix).or_insert_with(|| AccessId::from(graph.node(ix).id.as_str())).clone();
         self.entries
             .iter()
-            .map(|e| (graph.node(e.principal).id.clone(), graph.node(e.resource).id.clone(), e.action.to_string()))
+            .map(|e| {
+                let action =
+                    actions.entry(e.action.as_str()).or_insert_with(|| AccessId::from(e.action.as_str())).clone();
+                (id(e.principal), id(e.resource), action)
+            })
             .collect()
     }
 }
 
+/// A shared id or action in an [`AccessSet`]: at L a set holds millions of
+/// triples over about 160k distinct ids, so each is stored once.
+pub type AccessId = Arc<str>;
+
 /// Effective access as plain ids: what a snapshot is compared by.
-pub type AccessSet = BTreeSet<(String, String, String)>;
+pub type AccessSet = BTreeSet<(AccessId, AccessId, AccessId)>;
 
 #[cfg(test)]
 mod identifier_tests {

@@ -1,7 +1,7 @@
 //! What changed between two snapshots: effective access, credentials and
 //! non-human identities.
 
-use crate::access::{AccessGraph, AccessSet};
+use crate::access::{AccessGraph, AccessId, AccessSet};
 use crate::model::{Node, NodeKind};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,9 +19,13 @@ pub struct AccessDiff {
 /// Diffs `before` against `after` (both sorted sets, so the output is sorted).
 pub fn diff(before: &AccessSet, after: &AccessSet) -> AccessDiff {
     AccessDiff {
-        added: after.difference(before).cloned().collect(),
-        removed: before.difference(after).cloned().collect(),
+        added: after.difference(before).map(owned).collect(),
+        removed: before.difference(after).map(owned).collect(),
     }
+}
+
+fn owned((principal, resource, action): &(AccessId, AccessId, AccessId)) -> (String, String, String) {
+    (principal.to_string(), resource.to_string(), action.to_string())
 }
 
 /// One credential in a change list.
@@ -259,8 +263,11 @@ mod tests {
 
     #[test]
     fn lists_added_and_removed() {
-        let before: AccessSet = [t("p", "r", "read"), t("p", "r", "write")].into();
-        let after: AccessSet = [t("p", "r", "read"), t("q", "r", "read")].into();
+        let set = |triples: &[(String, String, String)]| -> AccessSet {
+            triples.iter().map(|(p, r, a)| (p.as_str().into(), r.as_str().into(), a.as_str().into())).collect()
+        };
+        let before = set(&[t("p", "r", "read"), t("p", "r", "write")]);
+        let after = set(&[t("p", "r", "read"), t("q", "r", "read")]);
         let d = diff(&before, &after);
         assert_eq!(d.added, vec![t("q", "r", "read")]);
         assert_eq!(d.removed, vec![t("p", "r", "write")]);

@@ -220,7 +220,8 @@ proptest! {
         .expect("graph builds");
         let access = graph.effective_access(now());
 
-        let got = access.triples(&graph);
+        let got: BTreeSet<(String, String, String)> =
+            access.triples(&graph).iter().map(|(p, r, a)| (p.to_string(), r.to_string(), a.to_string())).collect();
         prop_assert_eq!(&got, &naive_access(&built));
         prop_assert_eq!(got.len(), access.entries().len(), "one entry per (principal, resource, action)");
 

@@ -240,14 +240,19 @@ pub fn group<'a>(findings: impl Iterator<Item = &'a Finding>) -> Grouped<'a> {
 
 /// Added triples on a (principal, resource) pair that already had another
 /// action before: access widened rather than new reach.
-fn widened(added: &[Triple], removed: &[Triple], current: &BTreeSet<Triple>) -> Vec<Triple> {
-    let added_set: BTreeSet<&Triple> = added.iter().collect();
+fn borrowed((p, r, a): &Triple) -> (&str, &str, &str) {
+    (p.as_str(), r.as_str(), a.as_str())
+}
+
+fn widened(added: &[Triple], removed: &[Triple], current: &accessgraph_graph::AccessSet) -> Vec<Triple> {
+    let added_set: BTreeSet<(&str, &str, &str)> = added.iter().map(borrowed).collect();
     // Before = (current − added) ∪ removed.
     let before_pairs: BTreeSet<(&str, &str)> = current
         .iter()
+        .map(|(p, r, a)| (&**p, &**r, &**a))
         .filter(|t| !added_set.contains(t))
-        .chain(removed.iter())
-        .map(|(p, r, _)| (p.as_str(), r.as_str()))
+        .chain(removed.iter().map(borrowed))
+        .map(|(p, r, _)| (p, r))
         .collect();
     added.iter().filter(|(p, r, _)| before_pairs.contains(&(p.as_str(), r.as_str()))).cloned().collect()
 }
@@ -319,8 +324,11 @@ mod tests {
 
     #[test]
     fn widened_is_a_new_action_on_a_pair_that_had_access() {
-        let current: BTreeSet<Triple> =
-            [t("p", "r", "read"), t("p", "r", "write"), t("q", "r", "read"), t("s", "x", "admin")].into();
+        let current: accessgraph_graph::AccessSet =
+            [t("p", "r", "read"), t("p", "r", "write"), t("q", "r", "read"), t("s", "x", "admin")]
+                .iter()
+                .map(|(p, r, a)| (p.as_str().into(), r.as_str().into(), a.as_str().into()))
+                .collect();
         let added = vec![t("p", "r", "write"), t("q", "r", "read"), t("s", "x", "admin")];
         // `s` lost `read` on `x` and gained `admin`: also widened (it had access).
         let removed = vec![t("s", "x", "read")];

@@ -38,9 +38,14 @@ impl Rule for DriftBaseline {
         // previous: (principal, resource) → actions held then, by the
         // current graph's nodes (access of nodes gone since cannot be added).
         let mut before: HashMap<(NodeIndex, NodeIndex), BTreeSet<&str>> = HashMap::new();
+        // The set shares each id (`AccessSet`): look each up once, by address.
+        let mut found: HashMap<*const u8, Option<NodeIndex>> = HashMap::new();
+        let mut find = |id: &crate::access::AccessId| {
+            *found.entry(std::sync::Arc::as_ptr(id).cast::<u8>()).or_insert_with(|| ctx.graph.find(id))
+        };
         for (principal, resource, action) in ctx.previous.into_iter().flatten() {
-            if let (Some(p), Some(r)) = (ctx.graph.find(principal), ctx.graph.find(resource)) {
-                before.entry((p, r)).or_default().insert(action.as_str());
+            if let (Some(p), Some(r)) = (find(principal), find(resource)) {
+                before.entry((p, r)).or_default().insert(&**action);
             }
         }
         // First snapshot: grant edges by (from, to), to date the last hop.
@@ -196,11 +201,11 @@ fn grant_date(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::AccessSet;
+    use crate::access::{AccessId, AccessSet};
     use crate::rules::testkit::Kit;
 
-    fn triple(p: &str, r: &str, a: &str) -> (String, String, String) {
-        (p.to_string(), r.to_string(), a.to_string())
+    fn triple(p: &str, r: &str, a: &str) -> (AccessId, AccessId, AccessId) {
+        (p.into(), r.into(), a.into())
     }
 
     #[test]
