@@ -5,7 +5,6 @@
 
 use super::common::*;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -39,10 +38,6 @@ fn replace_json(path: &Path, value: &Value) {
     std::fs::rename(&tmp, path).expect("rename snapshot");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 fn config_text(store_url: &str, snapshot: &Path, events: &Path, port: u16) -> String {
     format!(
         "[store]\nurl = {store_url:?}\n\n[[source]]\nname = \"forge\"\nkind = \"snapshot\"\n\
@@ -53,16 +48,9 @@ fn config_text(store_url: &str, snapshot: &Path, events: &Path, port: u16) -> St
     )
 }
 
-/// `GET path` on 127.0.0.1:port: (status, body), or None when nothing answers.
+/// `GET path` on 127.0.0.1:port without a token.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Some((status, body))
+    api_get(port, path, None)
 }
 
 fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {

@@ -15,7 +15,6 @@ use super::aws_iam::live::mount_account_as;
 use super::common::*;
 use super::llm_saas::{ANTHROPIC_KEY, OPENAI_KEY, SCIM_TOKEN, Servers, servers};
 use serde_json::{Value, json};
-use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -333,19 +332,6 @@ rules = ["secret.standing"]
         installation_token: manifest.installation_token,
         port,
     }
-}
-
-/// `GET path` with the API token: (status, body).
-fn api_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
-    use std::io::Write;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    Some((status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
 }
 
 /// Successful sync runs in the store (read-only, beside the daemon).

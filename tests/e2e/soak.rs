@@ -35,8 +35,6 @@ use super::common::*;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row, SqliteConnection};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -311,22 +309,6 @@ min_severity = "low"
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// `GET path` on 127.0.0.1:port: (status, body), or None when nothing answers.
-fn get_local(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Some((status, body))
-}
-
 fn secrets(mocks: &Mocks) -> [(&'static str, String); 3] {
     [
         ("SOAK_GITHUB_TOKEN", mocks.github_token.clone()),
@@ -500,7 +482,7 @@ fn the_daemon_under_faulty_apis_stays_flat_and_loses_no_finding() {
     let calm = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_micros() as i64;
     let drain = Instant::now();
     loop {
-        let synced_after_calm = get_local(port, "/api/v1/sources").and_then(|(status, body)| {
+        let synced_after_calm = api_get(port, "/api/v1/sources", None).and_then(|(status, body)| {
             let sources: Value = serde_json::from_str(&body).ok()?;
             let all = sources.as_array()?.iter().all(|s| {
                 s["last_sync"]["status"] == "succeeded"
