@@ -207,6 +207,8 @@ pub struct Cycle {
     pub posture: Posture,
     /// The previous snapshot's instant and posture, when there was one.
     pub previous: Option<(DateTime<Utc>, Option<Posture>)>,
+    /// Effective access now, as id triples (what the next cycle diffs against).
+    pub access_set: AccessSet,
     /// Access changes since the previous snapshot.
     pub changes: accessgraph_graph::diff::AccessDiff,
     /// Credentials and non-human identities changed since the previous snapshot.
@@ -294,7 +296,19 @@ async fn analyze_graph(
         "access_removed": changes.removed.len(),
     });
     store.record_analysis(now, &summary).await?;
-    Ok(Cycle { now, sources, graph, analysis, posture, previous, changes, inventory, settings, reconciled })
+    Ok(Cycle {
+        now,
+        sources,
+        graph,
+        analysis,
+        posture,
+        previous,
+        access_set: current_set,
+        changes,
+        inventory,
+        settings,
+        reconciled,
+    })
 }
 
 /// A source whose first successful sync came after the previous snapshot is

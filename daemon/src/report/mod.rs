@@ -146,8 +146,7 @@ impl Report {
         let mut resolved = cycle.reconciled.resolved.clone();
         accessgraph_graph::analyze::sort_findings(&mut resolved);
         findings.extend(resolved);
-        let current = cycle.analysis.access.triples(&cycle.graph);
-        let access_widened = widened(&cycle.changes.added, &cycle.changes.removed, &current);
+        let access_widened = widened(&cycle.changes.added, &cycle.changes.removed, &cycle.access_set);
         let (catalog, uncatalogued) =
             catalog::build(&cycle.graph, &cycle.analysis.access, &cycle.settings, &findings, cycle.now);
         let (labels, edge_labels) = labels(&cycle.graph, &findings);
