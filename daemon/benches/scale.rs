@@ -113,7 +113,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::error::Error>> {
     let size = synth::Size::named(name).ok_or("unknown size (XS, S, M, L)")?;
     let dir = tempfile::tempdir()?;
     let now: DateTime<Utc> = "2026-11-27T00:00:00Z".parse()?;
@@ -155,6 +155,22 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
         let findings = measure(&mut phases, &format!("rule {}", rule.id()), || rule.evaluate(&ctx));
         note(&mut phases, format!("{} findings", findings.len()));
     }
+    // The daemon's case: a previous snapshot to compare with (1 % of the
+    // access missing from it).
+    let previous: accessgraph_graph::AccessSet =
+        access.triples(&graph).into_iter().enumerate().filter(|(i, _)| i % 100 != 0).map(|(_, t)| t).collect();
+    let ctx = Context {
+        graph: &graph,
+        access: &access,
+        previous: Some(&previous),
+        denials: Some(&denials),
+        settings: &settings,
+        now,
+    };
+    let rule = rules::all().into_iter().find(|r| r.id() == "drift.baseline").ok_or("drift.baseline")?;
+    let findings = measure(&mut phases, "rule drift.baseline against a previous snapshot", || rule.evaluate(&ctx));
+    note(&mut phases, format!("{} findings", findings.len()));
+    drop(previous);
     drop(denials);
     let analysis = measure(&mut phases, "full analysis (access + cedar + rules)", || {
         analyze(&graph, None, Some(&engine as &PolicyEngine), &settings, now).expect("analysis")
@@ -163,6 +179,10 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     drop(analysis);
     drop(access);
     drop(graph);
+    if analysis_only {
+        print_phases(name, size, nodes, edges, &phases);
+        return Ok(());
+    }
 
     let store = Store::open(&config.store.url).await?;
     let first = measure_async(&mut phases, "store: first snapshot write", async {
@@ -228,17 +248,7 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     who.sort_by(f64::total_cmp);
     what.sort_by(f64::total_cmp);
 
-    println!(
-        "\n## Size {name}: {} people, {} agents, {} resources; {nodes} nodes, {edges} edges\n",
-        size.people, size.agents, size.resources
-    );
-    println!("| phase | wall time | peak RSS | of which the phase's own | note |\n|---|---|---|---|---|");
-    for phase in &phases {
-        println!(
-            "| {} | {:.3} s | {:.0} MiB | +{:.0} MiB | {} |",
-            phase.name, phase.seconds, phase.peak_mib, phase.growth_mib, phase.note
-        );
-    }
+    print_phases(name, size, nodes, edges, &phases);
     println!(
         "| who-can from the store | p50 {:.1} ms, p99 {:.1} ms | | | {samples} queries |",
         percentile(&who, 0.5),
@@ -252,12 +262,28 @@ async fn run_size(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+fn print_phases(name: &str, size: synth::Size, nodes: usize, edges: usize, phases: &[Phase]) {
+    println!(
+        "\n## Size {name}: {} people, {} agents, {} resources; {nodes} nodes, {edges} edges\n",
+        size.people, size.agents, size.resources
+    );
+    println!("| phase | wall time | peak RSS | of which the phase's own | note |\n|---|---|---|---|---|");
+    for phase in phases {
+        println!(
+            "| {} | {:.3} s | {:.0} MiB | +{:.0} MiB | {} |",
+            phase.name, phase.seconds, phase.peak_mib, phase.growth_mib, phase.note
+        );
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sizes: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let sizes = if sizes.is_empty() { vec!["S".to_string()] } else { sizes };
+    // `--analysis-only`: stop after the in-memory phases (no store).
+    let analysis_only = std::env::args().any(|a| a == "--analysis-only");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     for size in sizes {
-        runtime.block_on(run_size(&size))?;
+        runtime.block_on(run_size(&size, analysis_only))?;
     }
     Ok(())
 }

@@ -3,11 +3,13 @@
 //! `same_as`, `member_of*` and `can_assume*` followed by one `grant`.
 
 use crate::model::{Edge, EdgeKind, Node, NodeKind, person_id};
+use crate::parallel;
 use crate::settings::Catalog;
 use chrono::{DateTime, Utc};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -49,8 +51,8 @@ pub enum Owner {
 pub struct AccessGraph {
     graph: DiGraph<Node, Edge>,
     index: HashMap<String, NodeIndex>,
-    person_of: HashMap<NodeIndex, NodeIndex>,
-    owners: HashMap<NodeIndex, Owner>,
+    person_of: FxHashMap<NodeIndex, NodeIndex>,
+    owners: FxHashMap<NodeIndex, Owner>,
     catalog: Catalog,
     identity_sources: BTreeSet<String>,
 }
@@ -90,8 +92,8 @@ impl AccessGraph {
         let mut built = AccessGraph {
             graph,
             index,
-            person_of: HashMap::new(),
-            owners: HashMap::new(),
+            person_of: FxHashMap::default(),
+            owners: FxHashMap::default(),
             catalog: catalog.clone(),
             identity_sources: resolve.identity_sources.clone(),
         };
@@ -228,7 +230,7 @@ impl AccessGraph {
     }
 
     fn resolve_owners(&mut self) {
-        let mut owners = HashMap::new();
+        let mut owners = FxHashMap::default();
         let mut owns_edges = Vec::new();
         for ix in self.graph.node_indices() {
             let node = &self.graph[ix];
@@ -283,6 +285,14 @@ impl AccessGraph {
     /// Every edge, including the derived `same_as` and `owns`.
     pub fn edges(&self) -> impl Iterator<Item = &Edge> + '_ {
         self.graph.edge_weights()
+    }
+
+    /// Every edge of one kind with its endpoints.
+    pub fn edges_of_kind(&self, kind: EdgeKind) -> impl Iterator<Item = (NodeIndex, NodeIndex, &Edge)> + '_ {
+        self.graph
+            .edge_references()
+            .filter(move |e| e.weight().kind == kind)
+            .map(|e| (e.source(), e.target(), e.weight()))
     }
 
     /// Number of nodes.
@@ -373,8 +383,11 @@ impl AccessGraph {
     /// Effective access of one starting node (principal, account, group or role),
     /// one entry per (resource, action) with the shortest path as evidence.
     pub fn access_from(&self, start: NodeIndex, now: DateTime<Utc>) -> Vec<AccessEntry> {
+        let mut walker = Walker::new(self, now);
+        let mut scratch = Scratch::default();
+        walker.fill(start, &mut scratch);
         let mut out = Vec::new();
-        Walker::new(self, now).walk(start, &mut out, &mut Scratch::default());
+        walker.walk(start, &mut out, &mut scratch);
         out
     }
 
@@ -384,25 +397,57 @@ impl AccessGraph {
     /// action string is allocated once, however many principals reach the
     /// node: an admin who may become 600 roles costs 600 node visits, and
     /// the entries it gets share their action and their route.
+    ///
+    /// Runs on every core: every node's edges are read in parallel into
+    /// shared, read-only hops; each principal's entries are bounded; the
+    /// principals are split into contiguous runs of about equal work,
+    /// walked in parallel, and the runs joined in principal order, so the
+    /// result does not depend on the number of threads.
     pub fn effective_access(&self, now: DateTime<Utc>) -> EffectiveAccess {
-        let mut walker = Walker::new(self, now);
-        let mut scratch = Scratch::default();
+        self.effective_access_in(now, None)
+    }
+
+    /// [`AccessGraph::effective_access`] on `threads` threads (None: as many
+    /// as the work and the cores call for).
+    fn effective_access_in(&self, now: DateTime<Utc>, threads: Option<usize>) -> EffectiveAccess {
+        let threads = threads.unwrap_or_else(|| parallel::worker_threads(self.graph.edge_count(), 100_000));
+        let walker = Walker::read_all(self, now, threads);
         let principals = self.principals();
-        // Size the entries once: a growing vector of millions of entries
-        // would briefly hold three times its size while it moves.
-        let bound: usize = principals.iter().map(|&p| walker.bound(p, &mut scratch)).sum();
-        let mut entries = Vec::with_capacity(bound);
-        for principal in principals {
-            walker.walk(principal, &mut entries, &mut scratch);
-        }
-        entries.shrink_to_fit();
+        let bounds: Vec<usize> = parallel::map_runs(parallel::even_runs(principals.len(), threads), |run| {
+            let mut scratch = Scratch::default();
+            principals[run].iter().map(|&p| walker.bound(p, &mut scratch)).collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut parts = parallel::map_runs(parallel::balanced_runs(&bounds, threads), |run| {
+            // Size each run's entries once: a growing vector of millions of
+            // entries would briefly hold three times its size while it moves.
+            let mut out = Vec::with_capacity(bounds[run.clone()].iter().sum());
+            let mut scratch = Scratch::default();
+            for &principal in &principals[run] {
+                walker.walk(principal, &mut out, &mut scratch);
+            }
+            out
+        });
+        let entries = if parts.len() == 1 {
+            let mut only = parts.pop().unwrap_or_default();
+            only.shrink_to_fit();
+            only
+        } else {
+            let mut entries = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+            for part in parts {
+                entries.extend(part);
+            }
+            entries
+        };
         EffectiveAccess::new(entries)
     }
 
     /// Shortest path between two nodes over the edges that confer access
     /// (a credential stands for its holders).
     pub fn path(&self, from: NodeIndex, to: NodeIndex) -> Option<Vec<NodeIndex>> {
-        let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut parent: FxHashMap<NodeIndex, NodeIndex> = FxHashMap::default();
         let mut queue = VecDeque::from([from]);
         while let Some(ix) = queue.pop_front() {
             if ix == to {
@@ -491,9 +536,9 @@ struct Walker<'g> {
 /// Per-walk state, reused between start nodes to spare allocations.
 #[derive(Default)]
 struct Scratch {
-    parent: HashMap<NodeIndex, NodeIndex>,
-    expiry: HashMap<NodeIndex, Option<DateTime<Utc>>>,
-    seen: HashSet<(NodeIndex, usize)>,
+    parent: FxHashMap<NodeIndex, NodeIndex>,
+    expiry: FxHashMap<NodeIndex, Option<DateTime<Utc>>>,
+    seen: FxHashSet<(NodeIndex, usize)>,
     queue: VecDeque<NodeIndex>,
 }
 
@@ -513,53 +558,66 @@ impl<'g> Walker<'g> {
         Walker { graph, now, hops: Vec::new(), actions: HashMap::new() }
     }
 
-    /// The hops of `ix`, read from the graph on first use.
-    fn hops(&mut self, ix: NodeIndex) -> &Hops {
-        if self.hops.len() <= ix.index() {
-            self.hops.resize_with(self.graph.graph.node_count().max(ix.index() + 1), || None);
+    /// A walker with every node's hops read up front, on `threads`
+    /// threads: each distinct action is interned first, so that the nodes
+    /// read in parallel share one allocation per action (walks dedup by it).
+    fn read_all(graph: &'g AccessGraph, now: DateTime<Utc>, threads: usize) -> Walker<'g> {
+        let mut actions: HashMap<&'g str, Action> = HashMap::new();
+        for edge in graph.graph.edge_weights().filter(|e| e.kind == EdgeKind::Grant) {
+            for action in &edge.actions {
+                actions.entry(action.as_str()).or_insert_with(|| Action::new(action));
+            }
         }
-        if self.hops[ix.index()].is_none() {
-            let access: &'g AccessGraph = self.graph;
-            let now = self.now;
-            let mut edges: Vec<_> =
-                access.graph.edges_directed(ix, Direction::Outgoing).filter(|e| edge_live(e.weight(), now)).collect();
-            edges.sort_by_key(|e| e.id());
-            let mut hops = Hops { grants: Vec::new(), next: Vec::new(), actions: 0 };
-            for edge in edges {
-                let weight: &'g Edge = edge.weight();
-                match weight.kind {
-                    EdgeKind::Grant => {
-                        let actions: Vec<Action> = weight
-                            .actions
-                            .iter()
-                            .map(|a| self.actions.entry(a.as_str()).or_insert_with(|| Action::new(a)).clone())
-                            .collect();
-                        hops.actions += actions.len();
-                        hops.grants.push(HopGrant {
-                            resource: edge.target(),
-                            actions,
-                            expires_at: weight.expires_at,
-                            conditional: weight.conditional,
-                        });
-                    }
-                    EdgeKind::SameAs | EdgeKind::MemberOf | EdgeKind::CanAssume => {
-                        hops.next.push((edge.target(), weight.expires_at));
-                    }
-                    EdgeKind::Owns | EdgeKind::Holds => {}
+        let interned = &actions;
+        let runs = parallel::even_runs(graph.graph.node_count(), threads);
+        let hops = parallel::map_runs(runs, |run| {
+            let mut intern = |a: &'g str| interned.get(a).cloned().unwrap_or_else(|| Action::new(a));
+            run.map(|i| Some(read_hops(graph, now, NodeIndex::new(i), &mut intern))).collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        Walker { graph, now, hops, actions }
+    }
+
+    /// Reads the hops of every node `start` reaches that were not read yet.
+    fn fill(&mut self, start: NodeIndex, scratch: &mut Scratch) {
+        if self.hops.len() < self.graph.graph.node_count() {
+            self.hops.resize_with(self.graph.graph.node_count(), || None);
+        }
+        scratch.reset(start);
+        while let Some(ix) = scratch.queue.pop_front() {
+            let Some(slot) = self.hops.get_mut(ix.index()) else { continue };
+            let (graph, now, actions) = (self.graph, self.now, &mut self.actions);
+            let hops = slot.get_or_insert_with(|| {
+                read_hops(graph, now, ix, &mut |a| actions.entry(a).or_insert_with(|| Action::new(a)).clone())
+            });
+            for &(target, _) in &hops.next {
+                if target != start && !scratch.parent.contains_key(&target) {
+                    scratch.parent.insert(target, ix);
+                    scratch.queue.push_back(target);
                 }
             }
-            self.hops[ix.index()] = Some(hops);
         }
-        self.hops[ix.index()].get_or_insert_with(|| Hops { grants: Vec::new(), next: Vec::new(), actions: 0 })
+    }
+
+    /// The hops of `ix` as read by [`Walker::read_all`] or [`Walker::fill`].
+    /// Every node a walk reaches was read, so none is missing; were one, it
+    /// would contribute nothing.
+    fn read(&self, ix: NodeIndex) -> &Hops {
+        static NONE: Hops = Hops { grants: Vec::new(), next: Vec::new(), actions: 0 };
+        let hops = self.hops.get(ix.index()).and_then(Option::as_ref);
+        debug_assert!(hops.is_some(), "walk before its hops were read");
+        hops.unwrap_or(&NONE)
     }
 
     /// How many entries `start` may get at most: the grant actions of every
     /// node it reaches (duplicates not removed).
-    fn bound(&mut self, start: NodeIndex, scratch: &mut Scratch) -> usize {
+    fn bound(&self, start: NodeIndex, scratch: &mut Scratch) -> usize {
         scratch.reset(start);
         let mut bound = 0;
         while let Some(ix) = scratch.queue.pop_front() {
-            let hops = self.hops(ix);
+            let hops = self.read(ix);
             bound += hops.actions;
             for &(target, _) in &hops.next {
                 if target != start && !scratch.parent.contains_key(&target) {
@@ -575,12 +633,14 @@ impl<'g> Walker<'g> {
     /// `same_as`, `member_of` and `can_assume`, then one grant; the first
     /// path found to a (resource, action) is its evidence. Entries come
     /// out ordered by resource, then action.
-    fn walk(&mut self, start: NodeIndex, out: &mut Vec<AccessEntry>, scratch: &mut Scratch) {
+    ///
+    /// Reads the hops [`Walker::bound`] read: call it for `start` first.
+    fn walk(&self, start: NodeIndex, out: &mut Vec<AccessEntry>, scratch: &mut Scratch) {
         scratch.reset(start);
         let begin = out.len();
         while let Some(ix) = scratch.queue.pop_front() {
             let expiry_here = scratch.expiry.get(&ix).copied().flatten();
-            let hops = self.hops(ix);
+            let hops = self.read(ix);
             let mut route: Option<Arc<Vec<NodeIndex>>> = None;
             for HopGrant { resource, actions, expires_at, conditional } in &hops.grants {
                 for action in actions {
@@ -611,7 +671,40 @@ impl<'g> Walker<'g> {
     }
 }
 
-fn path_to(parent: &HashMap<NodeIndex, NodeIndex>, start: NodeIndex, end: NodeIndex) -> Vec<NodeIndex> {
+/// A node's live outgoing hops, in edge-id order; `intern` shares actions.
+fn read_hops<'g>(
+    graph: &'g AccessGraph,
+    now: DateTime<Utc>,
+    ix: NodeIndex,
+    intern: &mut impl FnMut(&'g str) -> Action,
+) -> Hops {
+    let mut edges: Vec<_> =
+        graph.graph.edges_directed(ix, Direction::Outgoing).filter(|e| edge_live(e.weight(), now)).collect();
+    edges.sort_by_key(|e| e.id());
+    let mut hops = Hops { grants: Vec::new(), next: Vec::new(), actions: 0 };
+    for edge in edges {
+        let weight: &'g Edge = edge.weight();
+        match weight.kind {
+            EdgeKind::Grant => {
+                let actions: Vec<Action> = weight.actions.iter().map(|a| intern(a.as_str())).collect();
+                hops.actions += actions.len();
+                hops.grants.push(HopGrant {
+                    resource: edge.target(),
+                    actions,
+                    expires_at: weight.expires_at,
+                    conditional: weight.conditional,
+                });
+            }
+            EdgeKind::SameAs | EdgeKind::MemberOf | EdgeKind::CanAssume => {
+                hops.next.push((edge.target(), weight.expires_at));
+            }
+            EdgeKind::Owns | EdgeKind::Holds => {}
+        }
+    }
+    hops
+}
+
+fn path_to(parent: &FxHashMap<NodeIndex, NodeIndex>, start: NodeIndex, end: NodeIndex) -> Vec<NodeIndex> {
     let mut path = vec![end];
     let mut cursor = end;
     while cursor != start {
@@ -646,7 +739,7 @@ impl Action {
 
     /// Identity of the shared allocation: equal for the copies of one
     /// interned action, which is what a walk deduplicates by.
-    fn key(&self) -> usize {
+    pub(crate) fn key(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
     }
 }
@@ -760,15 +853,15 @@ impl AccessEntry {
 #[derive(Clone, Debug, Default)]
 pub struct EffectiveAccess {
     entries: Vec<AccessEntry>,
-    by_principal: HashMap<NodeIndex, Vec<u32>>,
-    by_resource: HashMap<NodeIndex, Vec<u32>>,
+    by_principal: FxHashMap<NodeIndex, Vec<u32>>,
+    by_resource: FxHashMap<NodeIndex, Vec<u32>>,
 }
 
 impl EffectiveAccess {
     /// Indexes entries.
     pub fn new(entries: Vec<AccessEntry>) -> EffectiveAccess {
-        let mut by_principal: HashMap<NodeIndex, Vec<u32>> = HashMap::new();
-        let mut by_resource: HashMap<NodeIndex, Vec<u32>> = HashMap::new();
+        let mut by_principal: FxHashMap<NodeIndex, Vec<u32>> = FxHashMap::default();
+        let mut by_resource: FxHashMap<NodeIndex, Vec<u32>> = FxHashMap::default();
         for (i, entry) in entries.iter().enumerate() {
             by_principal.entry(entry.principal).or_default().push(i as u32);
             by_resource.entry(entry.resource).or_default().push(i as u32);
@@ -786,6 +879,11 @@ impl EffectiveAccess {
         self.by_principal.get(&principal).into_iter().flatten().map(|&i| &self.entries[i as usize])
     }
 
+    /// Entries of one principal with their positions in [`EffectiveAccess::entries`].
+    pub fn positions_of_principal(&self, principal: NodeIndex) -> impl Iterator<Item = (usize, &AccessEntry)> + '_ {
+        self.by_principal.get(&principal).into_iter().flatten().map(|&i| (i as usize, &self.entries[i as usize]))
+    }
+
     /// Entries on one resource.
     pub fn on_resource(&self, resource: NodeIndex) -> impl Iterator<Item = &AccessEntry> + '_ {
         self.by_resource.get(&resource).into_iter().flatten().map(|&i| &self.entries[i as usize])
@@ -799,7 +897,7 @@ impl EffectiveAccess {
     /// The (principal id, resource id, action) triples, for diffs between
     /// snapshots. Each distinct id and action is allocated once and shared.
     pub fn triples(&self, graph: &AccessGraph) -> AccessSet {
-        let mut ids: HashMap<NodeIndex, AccessId> = HashMap::new();
+        let mut ids: FxHashMap<NodeIndex, AccessId> = FxHashMap::default();
         let mut actions: HashMap<&str, AccessId> = HashMap::new();
         let mut id =
             |ix: NodeIndex| ids.entry(ix).or_insert_with(|| AccessId::from(graph.node(ix).id.as_str())).clone();
@@ -820,6 +918,39 @@ pub type AccessId = Arc<str>;
 
 /// Effective access as plain ids: what a snapshot is compared by.
 pub type AccessSet = BTreeSet<(AccessId, AccessId, AccessId)>;
+
+#[cfg(test)]
+mod parallel_tests {
+    use crate::rules::testkit::Kit;
+
+    /// Any number of threads gives the entries of one thread, in the same order.
+    #[test]
+    fn parallel_walks_equal_one_walk() {
+        let mut kit = Kit::new();
+        let groups: Vec<_> = (0..5).map(|g| kit.group(&format!("g{g}"))).collect();
+        let resources: Vec<_> = (0..7).map(|r| kit.resource(&format!("r{r}"))).collect();
+        for (g, group) in groups.iter().enumerate() {
+            kit.grant(group, &resources[g], &["read"]);
+            kit.grant(group, &resources[(g + 3) % 7], &["write", "read"]);
+            if g > 0 {
+                kit.member(group, &groups[g - 1]);
+            }
+        }
+        for i in 0..40 {
+            let user = kit.human(&format!("u{i}"), &format!("u{i}@acme.example"));
+            kit.member(&user, &groups[i % 5]);
+            if i % 3 == 0 {
+                kit.grant(&user, &resources[i % 7], &["admin"]);
+            }
+        }
+        let graph = kit.graph();
+        let one = graph.effective_access_in(kit.now, Some(1));
+        assert!(one.entries().len() > 100, "the case is not trivial: {}", one.entries().len());
+        for threads in [2, 3, 8, 64] {
+            assert_eq!(graph.effective_access_in(kit.now, Some(threads)).entries(), one.entries());
+        }
+    }
+}
 
 #[cfg(test)]
 mod identifier_tests {

@@ -18,6 +18,9 @@ pub struct Analysis {
 }
 
 /// Runs every rule over the graph.
+///
+/// Cedar evaluation and the rules that do not read its denials run at the
+/// same time on two threads; the findings do not depend on it.
 pub fn analyze(
     graph: &AccessGraph,
     previous: Option<&AccessSet>,
@@ -26,16 +29,23 @@ pub fn analyze(
     now: DateTime<Utc>,
 ) -> Result<Analysis, PolicyError> {
     let access = graph.effective_access(now);
-    let denials = match policy {
-        Some(engine) => Some(engine.denials(graph, &access, settings, now)?),
-        None => None,
+    let ctx = Context { graph, access: &access, previous, denials: None, settings, now };
+    let (rules_with_denials, rules_without): (Vec<_>, Vec<_>) =
+        rules::all().into_iter().partition(|rule| rule.reads_denials());
+    let evaluate = |rules: &[Box<dyn rules::Rule>], ctx: &Context<'_>| -> Vec<Finding> {
+        rules.iter().flat_map(|rule| rule.evaluate(ctx)).collect()
     };
-    let ctx = Context { graph, access: &access, previous, denials: denials.as_deref(), settings, now };
+    let (denials, mut findings) = std::thread::scope(|scope| {
+        let cedar = scope.spawn(|| policy.map(|engine| engine.denials(graph, &access, settings, now)).transpose());
+        let findings = evaluate(&rules_without, &ctx);
+        let denials = cedar.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (denials, findings)
+    });
+    let denials = denials?;
+    findings.extend(evaluate(&rules_with_denials, &Context { denials: denials.as_deref(), ..ctx }));
     let mut unique: BTreeMap<String, Finding> = BTreeMap::new();
-    for rule in rules::all() {
-        for finding in rule.evaluate(&ctx) {
-            unique.entry(finding.fingerprint.clone()).or_insert(finding);
-        }
+    for finding in findings {
+        unique.entry(finding.fingerprint.clone()).or_insert(finding);
     }
     let mut findings: Vec<Finding> = unique.into_values().collect();
     sort_findings(&mut findings);

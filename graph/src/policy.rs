@@ -3,6 +3,7 @@
 
 use crate::access::{AccessGraph, EffectiveAccess};
 use crate::model::NodeKind;
+use crate::parallel;
 use crate::settings::AnalysisSettings;
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
@@ -10,6 +11,7 @@ use cedar_policy::{
 };
 use chrono::{DateTime, Utc};
 use petgraph::graph::NodeIndex;
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
@@ -33,6 +35,9 @@ pub struct PolicyEngine {
     /// Some policy names a single resource or reads a `name`: resources
     /// cannot share answers.
     names_resources: bool,
+    /// The groups some policy names (`Group::"…"` literals): the only
+    /// memberships a policy can tell principals apart by.
+    named_groups: HashSet<String>,
 }
 
 /// What a policy that names no single resource and reads no `name` can tell
@@ -52,18 +57,24 @@ fn names_resources(source: &str) -> bool {
         })
 }
 
-/// What a policy can tell principals apart by: kind, system, tier, groups.
+/// What a policy can tell principals apart by: kind, system, tier, and the
+/// groups it names that they are in (directly or not).
 type ProfileKey = (NodeKind, String, Option<crate::settings::Tier>, Vec<NodeIndex>);
 
 fn profile_key(
     graph: &AccessGraph,
     settings: &AnalysisSettings,
+    named_groups: &HashSet<String>,
     principal: NodeIndex,
     now: DateTime<Utc>,
 ) -> ProfileKey {
     let node = graph.node(principal);
     let tier = settings.catalog.agent_for(&node.id).map(|a| a.risk_tier.unwrap_or(settings.thresholds.default_tier));
     let mut groups = graph.groups_of(principal, now);
+    // `principal in Group::"g"` is the only way a policy reads membership,
+    // and g is a literal: two principals in the same named groups cannot
+    // be told apart by the groups no policy names.
+    groups.retain(|&group| named_groups.contains(&graph.node(group).id));
     groups.sort();
     let system = if node.kind == NodeKind::Person { String::new() } else { node.source.clone() };
     (node.kind, system, tier, groups)
@@ -94,6 +105,12 @@ impl PolicyEngine {
     pub fn parse(source: &str) -> Result<PolicyEngine, PolicyError> {
         PolicySet::from_str(source)
             .map(|policies| PolicyEngine {
+                named_groups: policies
+                    .policies()
+                    .flat_map(|policy| policy.entity_literals())
+                    .filter(|uid| uid.type_name().to_string() == "Group")
+                    .map(|uid| uid.id().unescaped().to_string())
+                    .collect(),
                 policies,
                 names_identities: source.contains("Identity::"),
                 names_resources: names_resources(source),
@@ -198,24 +215,27 @@ impl PolicyEngine {
         settings: &AnalysisSettings,
         now: DateTime<Utc>,
     ) -> Result<Vec<Denial>, PolicyError> {
-        let authorizer = Authorizer::new();
-        // Principals with the same groups, kind, system and tier are
-        // indistinguishable to a policy that names no single identity, so one
-        // request answers for all of them. A policy naming `Identity::"…"`
-        // turns the sharing off.
+        // Principals with the same profile (`profile_key`) are
+        // indistinguishable to a policy that names no single identity, so
+        // one request answers for all of them. A policy naming
+        // `Identity::"…"` turns the sharing off.
         let share = !self.names_identities;
         let mut profiles: HashMap<ProfileKey, NodeIndex> = HashMap::new();
-        let mut representative: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut representative: FxHashMap<NodeIndex, NodeIndex> = FxHashMap::default();
         // Likewise resources with the same attributes, name aside, when no
         // policy names a resource or reads a name.
         let share_resources = !self.names_resources;
         let mut resource_profiles: HashMap<ResourceKey<'_>, NodeIndex> = HashMap::new();
-        let mut resource_representative: HashMap<NodeIndex, NodeIndex> = HashMap::new();
-        // First who asks for whom, so that only the askers and the resources
-        // asked about become entities.
+        let mut resource_representative: FxHashMap<NodeIndex, NodeIndex> = FxHashMap::default();
+        // First the distinct requests and who asks about what, so that only
+        // the askers and the resources asked about become entities. An
+        // action is one allocation per analysis (`Action::key`); were it
+        // two, a request would only be asked twice.
+        let mut request_of: FxHashMap<(NodeIndex, usize, NodeIndex), u32> = FxHashMap::default();
+        let mut requests: Vec<(NodeIndex, &str, NodeIndex)> = Vec::new();
         let mut askers = HashSet::new();
         let mut targets = HashSet::new();
-        let mut governed = Vec::new();
+        let mut governed: Vec<(usize, u32)> = Vec::new();
         for (i, entry) in access.entries().iter().enumerate() {
             let resource = graph.node(entry.resource);
             if !settings.is_governed(&resource.source) {
@@ -223,7 +243,7 @@ impl PolicyEngine {
             }
             let asker = if share {
                 *representative.entry(entry.principal).or_insert_with(|| {
-                    let key = profile_key(graph, settings, entry.principal, now);
+                    let key = profile_key(graph, settings, &self.named_groups, entry.principal, now);
                     *profiles.entry(key).or_insert(entry.principal)
                 })
             } else {
@@ -242,40 +262,59 @@ impl PolicyEngine {
             } else {
                 entry.resource
             };
-            askers.insert(asker);
-            targets.insert(target);
-            governed.push((i, asker, target));
+            let request = *request_of.entry((asker, entry.action.key(), target)).or_insert_with(|| {
+                askers.insert(asker);
+                targets.insert(target);
+                requests.push((asker, entry.action.as_str(), target));
+                (requests.len() - 1) as u32
+            });
+            governed.push((i, request));
         }
+        drop(request_of);
         let entities = Self::entities_of(graph, &askers, &targets, settings, now)?;
-        let mut verdicts: HashMap<(NodeIndex, &str, NodeIndex), Option<Vec<String>>> = HashMap::new();
-        let mut denials = Vec::new();
-        for (i, asker, target) in governed {
-            let entry = &access.entries()[i];
-            let key = (asker, entry.action.as_str(), target);
-            let verdict = match verdicts.get(&key) {
-                Some(verdict) => verdict.clone(),
-                None => {
-                    let principal = uid("Identity", &graph.node(asker).id)?;
-                    let action = uid("Action", &entry.action)?;
-                    let target = &graph.node(target).id;
-                    let request = Request::new(principal, action, uid("Resource", target)?, Context::empty(), None)
-                        .map_err(|e| PolicyError::Entity(target.clone(), e.to_string()))?;
-                    let response = authorizer.is_authorized(&request, &self.policies, &entities);
-                    let verdict = (response.decision() == Decision::Deny).then(|| {
-                        let mut forbidden_by: Vec<String> =
-                            response.diagnostics().reason().map(|id| self.display_id(id)).collect();
-                        forbidden_by.sort();
-                        forbidden_by
-                    });
-                    verdicts.insert(key, verdict.clone());
-                    verdict
-                }
-            };
-            if let Some(forbidden_by) = verdict {
-                denials.push(Denial { entry: i, forbidden_by });
-            }
-        }
-        Ok(denials)
+        // The requests are independent: they are asked on every core.
+        let threads = parallel::worker_threads(requests.len(), 20_000);
+        let verdicts = parallel::map_runs(parallel::even_runs(requests.len(), threads), |run| {
+            let authorizer = Authorizer::new();
+            requests[run]
+                .iter()
+                .map(|&(asker, action, target)| self.verdict(&authorizer, &entities, graph, asker, action, target))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .concat();
+        Ok(governed
+            .into_iter()
+            .filter_map(|(entry, request)| {
+                let forbidden_by = verdicts.get(request as usize).cloned().flatten()?;
+                Some(Denial { entry, forbidden_by })
+            })
+            .collect())
+    }
+
+    /// Cedar's answer to one request: None when allowed, else the `forbid`
+    /// policies that matched (empty when nothing permits it).
+    fn verdict(
+        &self,
+        authorizer: &Authorizer,
+        entities: &Entities,
+        graph: &AccessGraph,
+        asker: NodeIndex,
+        action: &str,
+        target: NodeIndex,
+    ) -> Result<Option<Vec<String>>, PolicyError> {
+        let principal = uid("Identity", &graph.node(asker).id)?;
+        let action = uid("Action", action)?;
+        let target = &graph.node(target).id;
+        let request = Request::new(principal, action, uid("Resource", target)?, Context::empty(), None)
+            .map_err(|e| PolicyError::Entity(target.clone(), e.to_string()))?;
+        let response = authorizer.is_authorized(&request, &self.policies, entities);
+        Ok((response.decision() == Decision::Deny).then(|| {
+            let mut forbidden_by: Vec<String> = response.diagnostics().reason().map(|id| self.display_id(id)).collect();
+            forbidden_by.sort();
+            forbidden_by
+        }))
     }
 }
 
@@ -301,6 +340,16 @@ mod sharing_tests {
         }
         let bot = kit.agent("bot", Some("u0@acme.example"));
         kit.member(&bot, &team);
+        // In the named group only through a group no policy names, and in
+        // other unnamed groups: shares with the direct members of `team`.
+        let sub = kit.group("sub");
+        kit.member(&sub, &team);
+        for i in 6..9 {
+            let user = kit.human(&format!("u{i}"), &format!("u{i}@acme.example"));
+            let own = kit.group(&format!("own{i}"));
+            kit.member(&user, &own);
+            kit.member(&user, if i == 6 { &sub } else { &ops });
+        }
         kit.grant(&team, &prod, &["read", "write"]);
         kit.grant(&ops, &dev, &["read", "admin"]);
         let policy = "permit (principal in Group::\"t:group:team\", action == Action::\"read\", resource);\n\

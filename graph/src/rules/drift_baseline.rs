@@ -6,12 +6,14 @@
 //! `baseline_window_days` (a grant the source does not date is not "added").
 
 use super::{Context, Rule, code_list, days, distinct_paths, is_prod};
-use crate::access::AccessEntry;
+use crate::access::{AccessEntry, AccessId, AccessSet};
 use crate::findings::{Finding, Severity};
 use crate::model::{Edge, EdgeKind};
 use chrono::{DateTime, Duration, Utc};
 use petgraph::graph::NodeIndex;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// See module docs.
 pub struct DriftBaseline;
@@ -35,78 +37,62 @@ impl Rule for DriftBaseline {
 
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Finding> {
         let window = Duration::days(i64::from(ctx.settings.thresholds.baseline_window_days));
-        // previous: (principal, resource) → actions held then, by the
-        // current graph's nodes (access of nodes gone since cannot be added).
-        let mut before: HashMap<(NodeIndex, NodeIndex), BTreeSet<&str>> = HashMap::new();
-        // The set shares each id (`AccessSet`): look each up once, by address.
-        let mut found: HashMap<*const u8, Option<NodeIndex>> = HashMap::new();
-        let mut find = |id: &crate::access::AccessId| {
-            *found.entry(std::sync::Arc::as_ptr(id).cast::<u8>()).or_insert_with(|| ctx.graph.find(id))
-        };
-        for (principal, resource, action) in ctx.previous.into_iter().flatten() {
-            if let (Some(p), Some(r)) = (find(principal), find(resource)) {
-                before.entry((p, r)).or_default().insert(&**action);
-            }
-        }
-        // First snapshot: grant edges by (from, to), to date the last hop.
-        let mut grants: HashMap<(NodeIndex, NodeIndex), Vec<&Edge>> = HashMap::new();
-        if ctx.previous.is_none() {
-            for edge in ctx.graph.edges().filter(|e| e.kind == EdgeKind::Grant) {
-                if let (Some(from), Some(to)) = (ctx.graph.find(&edge.from), ctx.graph.find(&edge.to)) {
-                    grants.entry((from, to)).or_default().push(edge);
-                }
-            }
-        }
-        let verdict = |entry: &AccessEntry| -> (bool, Option<DateTime<Utc>>) {
-            match ctx.previous {
-                Some(_) => {
-                    let held_before = before.get(&(entry.principal, entry.resource));
-                    (held_before.is_none_or(|actions| !actions.contains(entry.action.as_str())), None)
-                }
-                None => {
-                    let granted_at = grant_date(ctx, &grants, entry);
-                    (granted_at.is_some_and(|at| at <= ctx.now && ctx.now - at <= window), granted_at)
-                }
-            }
-        };
-
-        // Most entries are unchanged: find the (principal, resource) pairs
-        // that gained something first, so that only those cost allocations.
         let entries = ctx.access.entries();
-        let mut added_at: Vec<(usize, Option<DateTime<Utc>>)> = Vec::new();
-        let mut gained: HashSet<(NodeIndex, NodeIndex)> = HashSet::new();
-        for (i, entry) in entries.iter().enumerate() {
-            let (added, granted_at) = verdict(entry);
-            if added {
-                added_at.push((i, granted_at));
-                gained.insert((entry.principal, entry.resource));
+        // The entries added, each with the date of its grant on a first
+        // snapshot. Most entries are unchanged: only the added ones, and
+        // the (principal, resource) pairs they are on, cost allocations.
+        let added: Vec<(usize, Option<DateTime<Utc>>)> = match ctx.previous {
+            Some(previous) => {
+                let before = Before::index(ctx, previous);
+                (0..entries.len()).filter(|&i| !before.holds(&entries[i])).map(|i| (i, None)).collect()
             }
+            None => {
+                let grants = GrantIndex::of(ctx);
+                (0..entries.len())
+                    .filter_map(|i| {
+                        let granted_at = grants.date(ctx, &entries[i])?;
+                        (granted_at <= ctx.now && ctx.now - granted_at <= window).then_some((i, Some(granted_at)))
+                    })
+                    .collect()
+            }
+        };
+        let mut gained: FxHashMap<NodeIndex, FxHashSet<NodeIndex>> = FxHashMap::default();
+        for &(i, _) in &added {
+            gained.entry(entries[i].principal).or_default().insert(entries[i].resource);
         }
-        let mut added_at = added_at.into_iter().peekable();
+        let added: FxHashMap<usize, Option<DateTime<Utc>>> = added.into_iter().collect();
+
         let mut changes: BTreeMap<(String, String), Change<'_>> = BTreeMap::new();
-        for (i, entry) in entries.iter().enumerate() {
-            let added = added_at.next_if(|(at, _)| *at == i);
-            if !gained.contains(&(entry.principal, entry.resource)) {
-                continue;
-            }
-            let principal_id = ctx.node(entry.principal).id.as_str();
-            let resource_id = ctx.node(entry.resource).id.as_str();
-            let held_before = before.get(&(entry.principal, entry.resource));
-            let change = changes.entry((principal_id.to_string(), resource_id.to_string())).or_insert_with(|| Change {
-                principal: entry.principal,
-                resource: entry.resource,
-                added: Vec::new(),
-                granted: BTreeMap::new(),
-                kept: held_before.into_iter().flatten().map(|a| a.to_string()).collect(),
-            });
-            if let Some((_, granted_at)) = added {
-                change.added.push(entry);
-                if let Some(at) = granted_at {
-                    change.granted.insert(entry.action.to_string(), at);
+        let mut principals: Vec<NodeIndex> = gained.keys().copied().collect();
+        principals.sort();
+        for principal in principals {
+            let resources = &gained[&principal];
+            for (position, entry) in
+                ctx.access.positions_of_principal(principal).filter(|(_, e)| resources.contains(&e.resource))
+            {
+                let principal_id = ctx.node(entry.principal).id.as_str();
+                let resource_id = ctx.node(entry.resource).id.as_str();
+                let change =
+                    changes.entry((principal_id.to_string(), resource_id.to_string())).or_insert_with(|| Change {
+                        principal: entry.principal,
+                        resource: entry.resource,
+                        added: Vec::new(),
+                        granted: BTreeMap::new(),
+                        kept: ctx.previous.map(|p| held_before(p, principal_id, resource_id)).unwrap_or_default(),
+                    });
+                match added.get(&position) {
+                    Some(granted_at) => {
+                        change.added.push(entry);
+                        if let Some(at) = granted_at {
+                            change.granted.insert(entry.action.to_string(), *at);
+                        }
+                    }
+                    // First snapshot: access that is not recent was already there.
+                    None if ctx.previous.is_none() => {
+                        change.kept.insert(entry.action.to_string());
+                    }
+                    None => {}
                 }
-            } else if ctx.previous.is_none() {
-                // First snapshot: access that is not recent was already there.
-                change.kept.insert(entry.action.to_string());
             }
         }
 
@@ -179,23 +165,87 @@ impl Rule for DriftBaseline {
     }
 }
 
-/// When the grant at the end of an entry's path was made: the earliest live
-/// grant edge between the last two nodes that carries the action. None when
-/// any such edge is undated (its age is unknown, so it is not "recent").
-fn grant_date(
-    ctx: &Context<'_>,
-    grants: &HashMap<(NodeIndex, NodeIndex), Vec<&Edge>>,
-    entry: &AccessEntry,
-) -> Option<DateTime<Utc>> {
-    let key = (entry.grantee(), entry.resource);
-    let mut dates = grants
-        .get(&key)?
-        .iter()
-        .filter(|e| e.actions.iter().any(|a| *a == entry.action) && e.expires_at.is_none_or(|at| at > ctx.now))
-        .map(|e| e.granted_at)
-        .peekable();
-    dates.peek()?;
-    dates.collect::<Option<Vec<_>>>()?.into_iter().min()
+/// The actions each (principal, resource) held at the previous snapshot,
+/// by the current graph's nodes (access of nodes gone since cannot be added).
+struct Before {
+    held: FxHashSet<(NodeIndex, NodeIndex, u32)>,
+    /// Action text → a number, for the actions the previous snapshot holds.
+    actions: HashMap<Arc<str>, u32>,
+}
+
+impl Before {
+    fn index(ctx: &Context<'_>, previous: &AccessSet) -> Before {
+        // The set shares each id and action (`AccessSet`): look each up
+        // once, by address.
+        let mut nodes: FxHashMap<*const u8, Option<NodeIndex>> = FxHashMap::default();
+        let mut find = |id: &AccessId| *nodes.entry(Arc::as_ptr(id).cast::<u8>()).or_insert_with(|| ctx.graph.find(id));
+        let mut actions: HashMap<Arc<str>, u32> = HashMap::new();
+        let mut action_numbers: FxHashMap<*const u8, u32> = FxHashMap::default();
+        let mut held = FxHashSet::default();
+        for (principal, resource, action) in previous {
+            if let (Some(p), Some(r)) = (find(principal), find(resource)) {
+                let next = actions.len() as u32;
+                let number = *action_numbers
+                    .entry(Arc::as_ptr(action).cast::<u8>())
+                    .or_insert_with(|| *actions.entry(Arc::clone(action)).or_insert(next));
+                held.insert((p, r, number));
+            }
+        }
+        Before { held, actions }
+    }
+
+    fn holds(&self, entry: &AccessEntry) -> bool {
+        self.actions
+            .get(entry.action.as_str())
+            .is_some_and(|&action| self.held.contains(&(entry.principal, entry.resource, action)))
+    }
+}
+
+/// The actions a (principal, resource) held in the previous snapshot.
+fn held_before(previous: &AccessSet, principal: &str, resource: &str) -> BTreeSet<String> {
+    let from: (AccessId, AccessId, AccessId) = (principal.into(), resource.into(), "".into());
+    previous
+        .range(from..)
+        .take_while(|(p, r, _)| **p == *principal && **r == *resource)
+        .map(|(_, _, action)| action.to_string())
+        .collect()
+}
+
+/// Live grant edges by (grantee, resource), to date the last hop of a path
+/// on a first snapshot. Most pairs have one grant: only the others allocate.
+struct GrantIndex<'g> {
+    first: FxHashMap<(NodeIndex, NodeIndex), &'g Edge>,
+    more: FxHashMap<(NodeIndex, NodeIndex), Vec<&'g Edge>>,
+}
+
+impl<'g> GrantIndex<'g> {
+    fn of(ctx: &Context<'g>) -> GrantIndex<'g> {
+        let mut index = GrantIndex { first: FxHashMap::default(), more: FxHashMap::default() };
+        for (from, to, edge) in ctx.graph.edges_of_kind(EdgeKind::Grant) {
+            if let Some(first) = index.first.insert((from, to), edge) {
+                // Keep the first in `first`, in edge order, and the rest apart.
+                index.first.insert((from, to), first);
+                index.more.entry((from, to)).or_default().push(edge);
+            }
+        }
+        index
+    }
+
+    /// When the grant at the end of an entry's path was made: the earliest
+    /// live grant edge between the last two nodes that carries the action.
+    /// None when any such edge is undated (its age is unknown, so it is not
+    /// "recent").
+    fn date(&self, ctx: &Context<'_>, entry: &AccessEntry) -> Option<DateTime<Utc>> {
+        let key = (entry.grantee(), entry.resource);
+        let first = self.first.get(&key)?;
+        let mut dates = std::iter::once(*first)
+            .chain(self.more.get(&key).into_iter().flatten().copied())
+            .filter(|e| e.actions.iter().any(|a| *a == entry.action) && e.expires_at.is_none_or(|at| at > ctx.now))
+            .map(|e| e.granted_at)
+            .peekable();
+        dates.peek()?;
+        dates.collect::<Option<Vec<_>>>()?.into_iter().min()
+    }
 }
 
 #[cfg(test)]

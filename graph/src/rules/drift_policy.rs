@@ -22,6 +22,10 @@ impl Rule for DriftPolicy {
         "drift.policy"
     }
 
+    fn reads_denials(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Finding> {
         let Some(denials) = ctx.denials else {
             return Vec::new();

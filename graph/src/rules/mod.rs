@@ -82,6 +82,12 @@ pub trait Rule: Send + Sync {
 
     /// Findings of this rule on the context.
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Finding>;
+
+    /// Whether the rule reads `Context::denials`. The others run while
+    /// Cedar evaluates, and see no denials.
+    fn reads_denials(&self) -> bool {
+        false
+    }
 }
 
 /// Every rule, in report order.
