@@ -262,6 +262,20 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
+async fn queries_only(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    std::env::set_current_dir(dir)?;
+    let config = accessgraph_config::load(std::path::Path::new("accessgraph.toml")).map_err(|p| p.to_string())?;
+    let store = Store::open(&config.store.url).await?;
+    let now: DateTime<Utc> = "2026-11-27T03:00:00Z".parse()?;
+    for r in [0usize, 37, 74, 1] {
+        let resource = format!("apps:{}:r{r}", if r % 2 == 0 { "app" } else { "dataset" });
+        let started = Instant::now();
+        let rows = query::who_can(&config, &store, &resource, None, None, now).await?;
+        println!("who-can {resource}: {} rows in {:.1} ms", rows.len(), started.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(())
+}
+
 fn print_phases(name: &str, size: synth::Size, nodes: usize, edges: usize, phases: &[Phase]) {
     println!(
         "\n## Size {name}: {} people, {} agents, {} resources; {nodes} nodes, {edges} edges\n",
@@ -282,6 +296,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `--analysis-only`: stop after the in-memory phases (no store).
     let analysis_only = std::env::args().any(|a| a == "--analysis-only");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // `--queries DIR`: who-can against the store a kept run left in DIR
+    // (statements logged with `RUST_LOG=sqlx=debug`), to profile queries.
+    if let Some(dir) = std::env::args().skip_while(|a| a != "--queries").nth(1) {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+        return runtime.block_on(queries_only(std::path::Path::new(&dir)));
+    }
     for size in sizes {
         runtime.block_on(run_size(&size, analysis_only))?;
     }
