@@ -206,20 +206,70 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
     .await;
     note(&mut phases, format!("{rewrite} rows written"));
     drop(fragments);
+    // The daemon's first cycle: every finding is new (opened, queued).
+    let first_cycle =
+        measure_async(&mut phases, "first analysis: load + analysis + record (every finding new)", async {
+            pipeline::analyze_and_record(&config, &store, later, Vec::new(), None).await.expect("cycle")
+        })
+        .await;
+    note(&mut phases, format!("{} findings", first_cycle.analysis.findings.len()));
+    let baseline = first_cycle.into_baseline();
 
     let (changed, _, _) = synth::apps_snapshot(size, 7, 1);
     let changed_bytes = serde_json::to_vec(&changed)?;
     std::fs::write(&generated.apps_file, &changed_bytes)?;
     let even_later = later + Duration::hours(1);
-    let cycle = measure_async(&mut phases, "1 % change: map + diff + write + analysis", async {
-        let fragment = parse_and_map("apps", "apps.json", &changed_bytes).expect("maps");
-        let stats = store.apply_sync("snapshot", &fragment, even_later, even_later).await.expect("write");
-        drop(fragment);
-        let cycle = pipeline::analyze_and_record(&config, &store, even_later, Vec::new()).await.expect("cycle");
-        (stats, cycle.analysis.findings.len())
+    let fragment =
+        measure(&mut phases, "1 % change: map", || parse_and_map("apps", "apps.json", &changed_bytes).expect("maps"));
+    let stats = measure_async(&mut phases, "1 % change: diff + write", async {
+        store.apply_sync("snapshot", &fragment, even_later, even_later).await.expect("write")
     })
     .await;
-    note(&mut phases, format!("{} opened, {} closed", cycle.0.opened, cycle.0.closed));
+    note(&mut phases, format!("{} opened, {} closed", stats.opened, stats.closed));
+    drop(fragment);
+    let findings =
+        measure_async(&mut phases, "1 % change: load + analysis + record (previous kept in memory)", async {
+            pipeline::analyze_and_record(&config, &store, even_later, Vec::new(), Some(baseline))
+                .await
+                .expect("cycle")
+                .analysis
+                .findings
+                .len()
+        })
+        .await;
+    note(&mut phases, format!("{findings} findings"));
+    let steps = &phases[phases.len() - 3..];
+    let total = Phase {
+        name: "1 % change end to end (the three rows above)".into(),
+        seconds: steps.iter().map(|p| p.seconds).sum(),
+        peak_mib: steps.iter().map(|p| p.peak_mib).fold(0.0, f64::max),
+        growth_mib: steps.iter().map(|p| p.growth_mib).fold(0.0, f64::max),
+        note: String::new(),
+    };
+    phases.push(total);
+    // A restarted daemon (or `scan`) has no baseline in memory: it rebuilds
+    // the previous snapshot from the store. Another change, then that.
+    let (changed, _, _) = synth::apps_snapshot(size, 7, 2);
+    let changed_bytes = serde_json::to_vec(&changed)?;
+    std::fs::write(&generated.apps_file, &changed_bytes)?;
+    let latest = even_later + Duration::hours(1);
+    let fragment = parse_and_map("apps", "apps.json", &changed_bytes).expect("maps");
+    let stats = store.apply_sync("snapshot", &fragment, latest, latest).await.expect("write");
+    drop(fragment);
+    let findings = measure_async(
+        &mut phases,
+        "another change: load + analysis + record (previous rebuilt from the store)",
+        async {
+            pipeline::analyze_and_record(&config, &store, latest, Vec::new(), None)
+                .await
+                .expect("cycle")
+                .analysis
+                .findings
+                .len()
+        },
+    )
+    .await;
+    note(&mut phases, format!("{} opened, {} closed; {findings} findings", stats.opened, stats.closed));
 
     let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
     let loaded = measure_async(&mut phases, "store: load every current row (whole graph)", async {
@@ -238,11 +288,11 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
         let r = (i * 37) % size.resources;
         let resource = format!("apps:{}:r{r}", if r % 2 == 0 { "app" } else { "dataset" });
         let started = Instant::now();
-        let _ = query::who_can(&config, &store, &resource, None, None, even_later).await?;
+        let _ = query::who_can(&config, &store, &resource, None, None, latest).await?;
         who.push(started.elapsed().as_secs_f64() * 1000.0);
         let identity = format!("person:p{}@corp.example", (i * 101) % size.people);
         let started = Instant::now();
-        let _ = query::what_can(&config, &store, &identity, None, even_later).await?;
+        let _ = query::what_can(&config, &store, &identity, None, latest).await?;
         what.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     who.sort_by(f64::total_cmp);
@@ -298,8 +348,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // `--queries DIR`: who-can against the store a kept run left in DIR
     // (statements logged with `RUST_LOG=sqlx=debug`), to profile queries.
+    // `RUST_LOG=accessgraph_daemon=debug` shows the steps of each analysis.
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     if let Some(dir) = std::env::args().skip_while(|a| a != "--queries").nth(1) {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
         return runtime.block_on(queries_only(std::path::Path::new(&dir)));
     }
     for size in sizes {

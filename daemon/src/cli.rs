@@ -372,7 +372,7 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     };
     let any_failed = sources.iter().any(|s| s.error.is_some());
     let step = progress.as_ref().map(|p| p.step("analysis", "analyzing"));
-    let cycle = pipeline::analyze_and_record(&config, &store, now, sources).await.map_err(internal)?;
+    let cycle = pipeline::analyze_and_record(&config, &store, now, sources, None).await.map_err(internal)?;
     if let Some(step) = step {
         step.done(format!("{} findings", cycle.reconciled.current.len()));
     }

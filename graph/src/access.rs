@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// How accounts become people.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResolveSettings {
     /// `[[identity.alias]]`: account node id → email.
     pub aliases: Vec<(String, String)>,

@@ -99,20 +99,21 @@ fn credential_live(node: &Node, at: DateTime<Utc>) -> bool {
     node.active != Some(false) && node.expires_at.is_none_or(|expiry| expiry > at)
 }
 
-fn credential_change(graph: &AccessGraph, id: &str, note: Option<String>) -> Option<CredentialChange> {
-    let ix = graph.find(id)?;
-    let node = graph.node(ix);
-    let mut holders: Vec<String> = graph.holders_of(ix).into_iter().map(|h| graph.node(h).id.clone()).collect();
+fn credential_change(graph: &AccessGraph, node: &Node) -> CredentialChange {
+    let mut holders: Vec<String> = match graph.find(&node.id) {
+        Some(ix) => graph.holders_of(ix).into_iter().map(|h| graph.node(h).id.clone()).collect(),
+        None => Vec::new(),
+    };
     holders.sort();
-    Some(CredentialChange {
+    CredentialChange {
         id: node.id.clone(),
         name: node.name.clone(),
         kind: node.subkind.clone(),
         holders,
         issued_at: node.rotated_at.or(node.created_at),
         expires_at: node.expires_at,
-        note,
-    })
+        note: None,
+    }
 }
 
 fn identity_change(graph: &AccessGraph, node: &Node) -> IdentityChange {
@@ -126,6 +127,118 @@ fn identity_change(graph: &AccessGraph, node: &Node) -> IdentityChange {
     }
 }
 
+/// One credential as an inventory diff needs it.
+#[derive(Clone, Debug, PartialEq)]
+struct CredentialState {
+    change: CredentialChange,
+    /// Live at the snapshot's instant (not deactivated, not expired).
+    live: bool,
+    /// The source says it is inactive.
+    deactivated: bool,
+}
+
+/// What an inventory diff reads of one snapshot: every credential and the
+/// active non-human identities. Small (thousands of records where the
+/// graph holds millions of edges), so the daemon keeps the last one in
+/// memory instead of rebuilding the previous graph to compare with.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Inventory {
+    credentials: BTreeMap<String, CredentialState>,
+    identities: BTreeMap<String, IdentityChange>,
+}
+
+impl Inventory {
+    /// The inventory of `graph` at `at`.
+    pub fn of(graph: &AccessGraph, at: DateTime<Utc>) -> Inventory {
+        let mut inventory = Inventory::default();
+        for node in graph.nodes() {
+            if node.kind == NodeKind::Credential {
+                let state = CredentialState {
+                    change: credential_change(graph, node),
+                    live: credential_live(node, at),
+                    deactivated: node.active == Some(false),
+                };
+                inventory.credentials.insert(node.id.clone(), state);
+            } else if node.kind.is_non_human() && node.active != Some(false) {
+                inventory.identities.insert(node.id.clone(), identity_change(graph, node));
+            }
+        }
+        inventory
+    }
+
+    fn live(&self) -> BTreeMap<&str, Option<DateTime<Utc>>> {
+        self.credentials.iter().filter(|(_, c)| c.live).map(|(id, c)| (id.as_str(), c.change.issued_at)).collect()
+    }
+
+    fn change(&self, id: &str, note: Option<String>) -> Option<CredentialChange> {
+        self.credentials.get(id).map(|c| CredentialChange { note, ..c.change.clone() })
+    }
+
+    /// Credentials created, rotated and gone, and non-human identities that
+    /// appeared or disappeared, from `self` to `after`. Every list is sorted
+    /// by node id.
+    pub fn diff(&self, after: &Inventory) -> InventoryDiff {
+        let old = self.live();
+        let new = after.live();
+        let mut created: Vec<&str> = new.keys().filter(|id| !old.contains_key(*id)).copied().collect();
+        let mut gone: Vec<&str> = old.keys().filter(|id| !new.contains_key(*id)).copied().collect();
+        let mut diff = InventoryDiff::default();
+        for (id, issued) in &new {
+            if let Some(previous) = old.get(id)
+                && previous != issued
+            {
+                diff.credentials_rotated.extend(after.change(id, None));
+            }
+        }
+        // A new credential of the same type for a holder who lost one is the
+        // usual way keys are rotated: report the pair once, as a rotation.
+        let signature = |inventory: &Inventory, id: &str| -> Option<(Option<String>, BTreeSet<String>)> {
+            let change = &inventory.credentials.get(id)?.change;
+            Some((change.kind.clone(), change.holders.iter().cloned().collect()))
+        };
+        let mut replaced = BTreeSet::new();
+        for new_id in created.clone() {
+            let Some((kind, holders)) = signature(after, new_id) else { continue };
+            if holders.is_empty() {
+                continue;
+            }
+            let partner = gone.iter().find(|old_id| {
+                !replaced.contains(*old_id)
+                    && signature(self, old_id).is_some_and(|(k, h)| k == kind && !h.is_disjoint(&holders))
+            });
+            if let Some(&old_id) = partner {
+                diff.credentials_rotated.extend(after.change(new_id, Some(format!("replaces {old_id}"))));
+                replaced.insert(old_id);
+                created.retain(|id| *id != new_id);
+            }
+        }
+        gone.retain(|id| !replaced.contains(id));
+        for id in created {
+            diff.credentials_created.extend(after.change(id, None));
+        }
+        for id in gone {
+            let note = match after.credentials.get(id) {
+                None => "deleted",
+                Some(state) if state.deactivated => "deactivated",
+                Some(_) => "expired",
+            };
+            diff.credentials_gone.extend(self.change(id, Some(note.to_string())));
+        }
+        diff.credentials_rotated.sort_by(|a, b| a.id.cmp(&b.id));
+        for (id, identity) in &after.identities {
+            if !self.identities.contains_key(id) {
+                diff.identities_appeared.push(identity.clone());
+            }
+        }
+        for (id, identity) in &self.identities {
+            if !after.identities.contains_key(id) {
+                diff.identities_disappeared.push(identity.clone());
+            }
+        }
+        diff
+    }
+}
+
 /// Credentials created, rotated and gone, and non-human identities that
 /// appeared or disappeared, from the graph at `before_at` to the graph at
 /// `after_at`. Every list is sorted by node id.
@@ -135,76 +248,7 @@ pub fn inventory(
     after: &AccessGraph,
     after_at: DateTime<Utc>,
 ) -> InventoryDiff {
-    let live = |graph: &AccessGraph, at: DateTime<Utc>| -> BTreeMap<String, Option<DateTime<Utc>>> {
-        graph
-            .nodes()
-            .filter(|n| n.kind == NodeKind::Credential && credential_live(n, at))
-            .map(|n| (n.id.clone(), n.rotated_at.or(n.created_at)))
-            .collect()
-    };
-    let old = live(before, before_at);
-    let new = live(after, after_at);
-    let mut created: Vec<String> = new.keys().filter(|id| !old.contains_key(*id)).cloned().collect();
-    let mut gone: Vec<String> = old.keys().filter(|id| !new.contains_key(*id)).cloned().collect();
-    let mut diff = InventoryDiff::default();
-    for (id, issued) in &new {
-        if let Some(previous) = old.get(id)
-            && previous != issued
-        {
-            diff.credentials_rotated.extend(credential_change(after, id, None));
-        }
-    }
-    // A new credential of the same type for a holder who lost one is the
-    // usual way keys are rotated: report the pair once, as a rotation.
-    let signature = |graph: &AccessGraph, id: &str| -> Option<(Option<String>, BTreeSet<String>)> {
-        let change = credential_change(graph, id, None)?;
-        Some((change.kind, change.holders.into_iter().collect()))
-    };
-    let mut replaced = BTreeSet::new();
-    for new_id in created.clone() {
-        let Some((kind, holders)) = signature(after, &new_id) else { continue };
-        if holders.is_empty() {
-            continue;
-        }
-        let partner = gone.iter().find(|old_id| {
-            !replaced.contains(*old_id)
-                && signature(before, old_id).is_some_and(|(k, h)| k == kind && !h.is_disjoint(&holders))
-        });
-        if let Some(old_id) = partner.cloned() {
-            diff.credentials_rotated.extend(credential_change(after, &new_id, Some(format!("replaces {old_id}"))));
-            replaced.insert(old_id);
-            created.retain(|id| *id != new_id);
-        }
-    }
-    gone.retain(|id| !replaced.contains(id));
-    for id in created {
-        diff.credentials_created.extend(credential_change(after, &id, None));
-    }
-    for id in gone {
-        let note = match after.find(&id).map(|ix| after.node(ix)) {
-            None => "deleted",
-            Some(node) if node.active == Some(false) => "deactivated",
-            Some(_) => "expired",
-        };
-        diff.credentials_gone.extend(credential_change(before, &id, Some(note.to_string())));
-    }
-    diff.credentials_rotated.sort_by(|a, b| a.id.cmp(&b.id));
-    fn identities(graph: &AccessGraph) -> BTreeMap<String, &Node> {
-        graph.nodes().filter(|n| n.kind.is_non_human() && n.active != Some(false)).map(|n| (n.id.clone(), n)).collect()
-    }
-    let old_ids = identities(before);
-    let new_ids = identities(after);
-    for (id, node) in &new_ids {
-        if !old_ids.contains_key(id) {
-            diff.identities_appeared.push(identity_change(after, node));
-        }
-    }
-    for (id, node) in &old_ids {
-        if !new_ids.contains_key(id) {
-            diff.identities_disappeared.push(identity_change(before, node));
-        }
-    }
-    diff
+    Inventory::of(before, before_at).diff(&Inventory::of(after, after_at))
 }
 
 #[cfg(test)]

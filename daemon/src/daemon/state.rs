@@ -45,6 +45,9 @@ pub(crate) struct Shared {
     /// a loop of the previous configuration and one of the new cannot overlap.
     running: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     latest: RwLock<Option<Arc<Latest>>>,
+    /// The last analysis's access and inventory, for the next one to
+    /// compare with (`pipeline::Baseline`); taken by the analysis worker.
+    baseline: Mutex<Option<crate::pipeline::Baseline>>,
     /// Woken when a sync landed or the configuration changed.
     pub analysis_wanted: Notify,
     /// Woken when an analysis may have queued outbox rows.
@@ -79,6 +82,7 @@ impl Shared {
             sources: Mutex::default(),
             running: Mutex::default(),
             latest: RwLock::new(None),
+            baseline: Mutex::default(),
             analysis_wanted: Notify::new(),
             delivery_wanted: Notify::new(),
         }
@@ -127,6 +131,17 @@ impl Shared {
     /// The latest analysis' report.
     pub fn latest(&self) -> Option<Arc<Latest>> {
         self.latest.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes the kept baseline (an analysis that fails leaves none, and the
+    /// next one rebuilds the previous snapshot from the store).
+    pub fn take_baseline(&self) -> Option<crate::pipeline::Baseline> {
+        lock(&self.baseline).take()
+    }
+
+    /// Keeps the baseline of the analysis just recorded.
+    pub fn keep_baseline(&self, baseline: crate::pipeline::Baseline) {
+        *lock(&self.baseline) = Some(baseline);
     }
 
     /// Records the latest analysis' report.

@@ -49,7 +49,8 @@ pub(crate) async fn analyze(shared: &Shared) {
     // order they ran across replicas (and after syncs stamped before it).
     let config = shared.config();
     let started = Instant::now();
-    let result = pipeline::analyze_live(&config, &shared.store, shared.outcomes(&config)).await;
+    let baseline = shared.take_baseline();
+    let result = pipeline::analyze_live(&config, &shared.store, shared.outcomes(&config), baseline).await;
     lease.release().await;
     let seconds = started.elapsed().as_secs_f64();
     match result {
@@ -67,6 +68,7 @@ pub(crate) async fn analyze(shared: &Shared) {
                 "analysis recorded"
             );
             shared.set_latest(Latest { report });
+            shared.keep_baseline(cycle.into_baseline());
             shared.metrics.analysis("succeeded", seconds);
         }
         Err(error) => {
