@@ -283,30 +283,24 @@ impl Store {
         for source in sources {
             for (table, is_node) in [("nodes", true), ("edges", false)] {
                 let order = if is_node { String::new() } else { format!(" ORDER BY {}", self.edge_seq_column()) };
-                let rows = match at {
+                let query = match at {
                     None => {
                         let sql = format!("SELECT body FROM {table} WHERE source = $1 AND valid_to IS NULL{order}");
-                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source.as_str()).fetch_all(&self.pool).await?
+                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source.as_str())
                     }
                     Some(at) => {
                         let sql = format!(
                             "SELECT body FROM {table} WHERE source = $1 AND valid_from <= $2 \
                              AND (valid_to IS NULL OR valid_to > $2){order}"
                         );
-                        sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .bind(source.as_str())
-                            .bind(to_micros(at))
-                            .fetch_all(&self.pool)
-                            .await?
+                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source.as_str()).bind(to_micros(at))
                     }
                 };
-                for row in rows {
-                    let body: String = row.try_get("body")?;
-                    if is_node {
-                        nodes.push(decode_json(&body)?);
-                    } else {
-                        edges.push(decode_json(&body)?);
-                    }
+                let rows = query.fetch(&self.pool);
+                if is_node {
+                    decode_bodies(rows, &mut nodes).await?;
+                } else {
+                    decode_bodies(rows, &mut edges).await?;
                 }
             }
         }
@@ -385,6 +379,53 @@ impl Backend {
         }
         sql
     }
+}
+
+/// Bodies decoded per blocking task.
+const DECODE_CHUNK: usize = 8192;
+
+/// Chunks decoded at once, at most: bounds the bodies held beside the rows.
+const DECODE_AHEAD: usize = 4;
+
+/// Decodes the `body` column of a stream of rows into `out`, in order. The
+/// JSON is decoded on the blocking pool, chunk by chunk, while the next
+/// rows are fetched: at 2M rows decoding is most of a full load.
+async fn decode_bodies<T: serde::de::DeserializeOwned + Send + 'static>(
+    mut rows: futures_util::stream::BoxStream<'_, Result<AnyRow, sqlx::Error>>,
+    out: &mut Vec<T>,
+) -> Result<(), StoreError> {
+    use futures_util::TryStreamExt;
+    let decode = |bodies: Vec<String>| {
+        tokio::task::spawn_blocking(move || bodies.iter().map(|b| decode_json::<T>(b)).collect::<Result<Vec<_>, _>>())
+    };
+    let mut pending = std::collections::VecDeque::new();
+    let mut bodies = Vec::with_capacity(DECODE_CHUNK);
+    let mut finish = |decoded: Result<Result<Vec<T>, StoreError>, tokio::task::JoinError>| -> Result<(), StoreError> {
+        match decoded {
+            Ok(items) => {
+                out.extend(items?);
+                Ok(())
+            }
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(StoreError::Corrupt(format!("decoding stopped: {error}"))),
+        }
+    };
+    while let Some(row) = rows.try_next().await? {
+        bodies.push(row.try_get::<String, _>("body")?);
+        if bodies.len() == DECODE_CHUNK {
+            pending.push_back(decode(std::mem::replace(&mut bodies, Vec::with_capacity(DECODE_CHUNK))));
+            if pending.len() > DECODE_AHEAD
+                && let Some(first) = pending.pop_front()
+            {
+                finish(first.await)?;
+            }
+        }
+    }
+    pending.push_back(decode(bodies));
+    for task in pending {
+        finish(task.await)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {

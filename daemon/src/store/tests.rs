@@ -106,6 +106,21 @@ async fn apply_sync_opens_closes_and_keeps_history(url: String) {
     assert_eq!(spans.get("forge"), Some(&(t(1), Some(t(3)))));
 }
 
+/// A full load decodes in chunks on the blocking pool: across several
+/// chunks, every row comes back once, in insertion order.
+#[tokio::test]
+async fn a_load_across_decode_chunks_keeps_every_row_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.expect("open");
+    let count = DECODE_CHUNK * (DECODE_AHEAD + 2) + 5;
+    let mut data = fragment(&[]);
+    data.edges = (0..count).map(|i| Edge::grant(format!("forge:user:u{i}"), "forge:repo:payments", ["read"])).collect();
+    store.apply_sync("snapshot", &data, t(1), t(1)).await.expect("write");
+    let (nodes, edges) = store.load_rows(&["forge".into()], None).await.expect("load");
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(edges, data.edges);
+}
+
 async fn unchanged_resync_writes_nothing(url: String) {
     let store = Store::open(&url).await.expect("open");
     let data = fragment(&[("alice", "Alice", "read"), ("bob", "Bob", "write")]);
@@ -235,12 +250,25 @@ async fn reconcile_lifecycle(url: String) {
     let same = store.reconcile_findings(&[a(t(2), "x"), b(t(2))], t(2), &sinks).await.expect("t2");
     assert!(same.changes.is_empty() && same.outbox_rows == 0);
     assert!(same.current.iter().all(|f| f.first_seen == t(1) && f.last_seen == t(2)));
+    // Unchanged findings are not rewritten: the store moves one instant.
+    let stored = store.findings(Some(FindingStatus::Open), None).await.expect("open");
+    assert!(stored.len() == 2 && stored.iter().all(|f| f.last_seen == t(2)), "{stored:?}");
+    let written: i64 = sqlx::query("SELECT MAX(last_seen) AS at FROM findings")
+        .fetch_one(store.pool())
+        .await
+        .expect("rows")
+        .try_get("at")
+        .expect("at");
+    assert_eq!(written, t(1).timestamp_micros(), "no row rewritten");
 
     let changed = store.reconcile_findings(&[a(t(3), "y")], t(3), &sinks).await.expect("t3");
     assert_eq!(events(&changed), [("updated", "a".into()), ("resolved", "b".into())]);
     let resolved = store.findings(Some(FindingStatus::Resolved), None).await.expect("resolved");
     assert_eq!(resolved.len(), 1);
     assert_eq!(resolved[0].subject, "b");
+    assert_eq!(resolved[0].last_seen, t(2), "last seen by the reconciliation before");
+    let open = store.findings(Some(FindingStatus::Open), None).await.expect("open");
+    assert!(open.iter().all(|f| f.last_seen == t(3)), "{open:?}");
 
     let back = store.reconcile_findings(&[a(t(4), "y"), b(t(4))], t(4), &sinks).await.expect("t4");
     assert_eq!(events(&back), [("reopened", "b".into())]);
