@@ -109,12 +109,16 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {FINDING_COLUMNS} FROM findings")))
             .fetch_all(&mut *tx)
             .await?;
+        let started = std::time::Instant::now();
+        let mut updated = 0u64;
         let mut stored: BTreeMap<String, Stored> = BTreeMap::new();
         for row in &rows {
             let entry = row_to_finding(row)?;
             stored.insert(entry.finding.fingerprint.clone(), entry);
         }
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "stored findings decoded");
         let filed = filed_sinks(&mut tx).await?;
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "filed sinks read");
         let now_us = to_micros(now);
         let mut out = Reconciled::default();
         let mut seen = BTreeSet::new();
@@ -150,6 +154,7 @@ impl Store {
                 Some(old) if event.is_none() && old.finding.status == status && same_record(&old.finding, &finding) => {
                 }
                 Some(_) => {
+                    updated += 1;
                     let body = serde_json::to_string(&finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     sqlx::query(
                         "UPDATE findings SET rule = $1, severity = $2, subject = $3, object = $4, status = $5, \
@@ -177,6 +182,7 @@ impl Store {
             }
             out.current.push(finding);
         }
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "findings compared");
         insert_findings(&mut tx, self.backend, &new_rows, now_us).await?;
         for (fingerprint, old) in &stored {
             if seen.contains(fingerprint) || old.finding.status == FindingStatus::Resolved {
@@ -216,6 +222,15 @@ impl Store {
             .await?;
         out.outbox_rows = insert_outbox(&mut tx, self.backend, &outbox, now_us).await?;
         tx.commit().await?;
+        tracing::debug!(
+            stored = stored.len(),
+            new = new_rows.len(),
+            updated,
+            resolved = out.resolved.len(),
+            outbox_rows = out.outbox_rows,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "findings reconciled"
+        );
         Ok(out)
     }
 
