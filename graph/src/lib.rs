@@ -18,4 +18,4 @@ pub use analyze::{Analysis, analyze};
 pub mod posture;
 pub use posture::Posture;
 pub mod diff;
-mod parallel;
+pub mod parallel;

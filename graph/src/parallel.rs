@@ -1,19 +1,19 @@
-//! Work split over the machine's cores, for the analysis's few large, pure
-//! loops (effective access, Cedar). Results never depend on the thread
-//! count: work is cut into contiguous runs and joined in order.
+//! Work split over the machine's cores, for the few large, pure loops
+//! (effective access, Cedar, hashing a sync's rows). Results never depend
+//! on the thread count: work is cut into contiguous runs and joined in order.
 
 use std::ops::Range;
 
 /// Threads for `work` units: one below `per_thread_minimum` units a thread
 /// (spawning would cost more than it saves), else one a core, at most 8.
-pub(crate) fn worker_threads(work: usize, per_thread_minimum: usize) -> usize {
+pub fn worker_threads(work: usize, per_thread_minimum: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(8);
     (work / per_thread_minimum.max(1)).clamp(1, cores)
 }
 
 /// Splits `0..weights.len()` into at most `count` contiguous, non-empty runs
 /// of about equal total weight (one empty run when there are no weights).
-pub(crate) fn balanced_runs(weights: &[usize], count: usize) -> Vec<Range<usize>> {
+pub fn balanced_runs(weights: &[usize], count: usize) -> Vec<Range<usize>> {
     let total: usize = weights.iter().sum();
     let count = count.max(1);
     let mut runs = Vec::with_capacity(count);
@@ -34,14 +34,14 @@ pub(crate) fn balanced_runs(weights: &[usize], count: usize) -> Vec<Range<usize>
 }
 
 /// `0..len` in at most `count` contiguous runs of about equal length.
-pub(crate) fn even_runs(len: usize, count: usize) -> Vec<Range<usize>> {
+pub fn even_runs(len: usize, count: usize) -> Vec<Range<usize>> {
     let count = count.clamp(1, len.max(1));
     (0..count).map(|i| len * i / count..len * (i + 1) / count).collect()
 }
 
 /// `work` over each run, the first on this thread and the others on their
 /// own; results in run order. A panic in any run is raised here.
-pub(crate) fn map_runs<T: Send>(runs: Vec<Range<usize>>, work: impl Fn(Range<usize>) -> T + Sync) -> Vec<T> {
+pub fn map_runs<T: Send>(runs: Vec<Range<usize>>, work: impl Fn(Range<usize>) -> T + Sync) -> Vec<T> {
     let mut runs = runs.into_iter();
     let Some(first) = runs.next() else { return Vec::new() };
     let work = &work;

@@ -334,16 +334,30 @@ impl Item<'_> {
     }
 }
 
-/// Each item's stored content hash, in order.
+/// Each item's stored content hash, in order, hashed on every core (at
+/// 2.2M rows this is most of an unchanged re-sync).
 fn item_hashes(items: &[Item<'_>]) -> Result<Vec<[u8; 32]>, StoreError> {
-    let mut body = Vec::new();
-    items
-        .iter()
-        .map(|item| {
-            item.body_into(&mut body)?;
-            Ok(hash_hex(&body))
-        })
-        .collect()
+    item_hashes_on(items, accessgraph_graph::parallel::worker_threads(items.len(), 50_000))
+}
+
+fn item_hashes_on(items: &[Item<'_>], threads: usize) -> Result<Vec<[u8; 32]>, StoreError> {
+    use accessgraph_graph::parallel::{even_runs, map_runs};
+    let runs = even_runs(items.len(), threads);
+    let parts = map_runs(runs, |run| {
+        let mut body = Vec::new();
+        items[run]
+            .iter()
+            .map(|item| {
+                item.body_into(&mut body)?;
+                Ok(hash_hex(&body))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+    });
+    let mut hashes = Vec::with_capacity(items.len());
+    for part in parts {
+        hashes.extend(part?);
+    }
+    Ok(hashes)
 }
 
 /// What a complete sync wrote, in one value: SHA-256 over every node's and
@@ -680,6 +694,25 @@ mod unit_tests {
         for edge in &edges {
             Item::Edge(edge).key_into(&mut buf);
             assert_eq!(buf, edge.key());
+        }
+    }
+
+    #[test]
+    fn hashes_on_several_threads_equal_one_by_one() {
+        let edges: Vec<accessgraph_graph::Edge> = (0..1000)
+            .map(|i| accessgraph_graph::Edge::grant(format!("s:user:u{i}"), format!("s:repo:r{}", i % 7), ["read"]))
+            .collect();
+        let items: Vec<Item<'_>> = edges.iter().map(Item::Edge).collect();
+        let mut body = Vec::new();
+        let one_by_one: Vec<[u8; 32]> = items
+            .iter()
+            .map(|item| {
+                item.body_into(&mut body).expect("serializes");
+                hash_hex(&body)
+            })
+            .collect();
+        for threads in [1, 2, 3, 16] {
+            assert_eq!(item_hashes_on(&items, threads).expect("hashes"), one_by_one);
         }
     }
 
