@@ -184,6 +184,10 @@ impl Store {
         }
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "findings compared");
         insert_findings(&mut tx, self.backend, &new_rows, now_us).await?;
+        // Resolutions, written in batches of rows that take the same values.
+        // The body is left as it was: the status column is the record's
+        // status (`row_to_finding`), and nothing else in it changes.
+        let mut resolutions: BTreeMap<(i64, Option<String>), Vec<&str>> = BTreeMap::new();
         for (fingerprint, old) in &stored {
             if seen.contains(fingerprint) || old.finding.status == FindingStatus::Resolved {
                 continue;
@@ -194,24 +198,31 @@ impl Store {
             finding.status = FindingStatus::Resolved;
             let event = visible_open(old.last_event.as_deref()).then_some(EventKind::Resolved);
             let last_event = event.map(|e| e.as_str().to_string()).or(old.last_event.clone());
-            let body = serde_json::to_string(&finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             // Last seen by the previous reconciliation (the row may be older).
-            sqlx::query(
-                "UPDATE findings SET status = 'resolved', resolved_at = $1, last_seen = $2, last_event = $3, \
-                 body = $4 WHERE fingerprint = $5",
-            )
-            .bind(now_us)
-            .bind(to_micros(old.finding.last_seen))
-            .bind(last_event)
-            .bind(body)
-            .bind(fingerprint.as_str())
-            .execute(&mut *tx)
-            .await?;
+            resolutions.entry((to_micros(old.finding.last_seen), last_event)).or_default().push(fingerprint.as_str());
             if let Some(event) = event {
                 outbox.extend(outbox_rows(sinks, &filed, event, &finding, now)?);
                 out.changes.push((event, finding.clone()));
             }
             out.resolved.push(finding);
+        }
+        for ((last_seen, last_event), fingerprints) in &resolutions {
+            for chunk in fingerprints.chunks(BATCH) {
+                let sql = format!(
+                    "UPDATE findings SET status = 'resolved', resolved_at = {}, last_seen = {}, last_event = {} \
+                     WHERE fingerprint IN ({})",
+                    self.backend.param(1),
+                    self.backend.param(2),
+                    self.backend.param(3),
+                    self.backend.param_list(4, chunk.len())
+                );
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us).bind(*last_seen).bind(last_event.clone());
+                for fingerprint in chunk {
+                    query = query.bind(*fingerprint);
+                }
+                query.execute(&mut *tx).await?;
+            }
         }
         // Every finding still open or muted was seen by this analysis.
         sqlx::query("DELETE FROM store_meta WHERE key = $1").bind(SEEN_AT).execute(&mut *tx).await?;

@@ -48,6 +48,7 @@ on_both_databases!(
     digest_skips_only_an_identical_complete_sync,
     failed_sync_changes_nothing,
     reconcile_lifecycle,
+    many_findings_resolve_in_batches,
     mute_holds_events_until_it_expires,
     outbox_pending_and_marks,
     outbox_claims_are_exclusive,
@@ -289,6 +290,26 @@ async fn reconcile_lifecycle(url: String) {
         ]
     );
     assert_eq!(store.outbox_backlog().await.expect("backlog"), 5);
+}
+
+/// Resolutions are written in batches (several, here): every finding gone
+/// is resolved once, last seen by the reconciliation before.
+async fn many_findings_resolve_in_batches(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let sinks = sinks();
+    let many: Vec<Finding> = (0..450).map(|i| finding(&format!("s{i}"), Severity::Medium, "x", t(1))).collect();
+    store.reconcile_findings(&many, t(1), &sinks).await.expect("t1");
+    store.reconcile_findings(&many, t(2), &sinks).await.expect("t2");
+    let gone = store.reconcile_findings(&many[..50], t(3), &sinks).await.expect("t3");
+    assert_eq!(gone.resolved.len(), 400);
+    assert_eq!(gone.changes.iter().filter(|(e, _)| e.as_str() == "resolved").count(), 400);
+    let resolved = store.findings(Some(FindingStatus::Resolved), None).await.expect("resolved");
+    assert_eq!(resolved.len(), 400);
+    assert!(resolved.iter().all(|f| f.last_seen == t(2) && f.first_seen == t(1)), "{:?}", resolved.first());
+    let open = store.findings(Some(FindingStatus::Open), None).await.expect("open");
+    assert!(open.len() == 50 && open.iter().all(|f| f.last_seen == t(3)));
+    let back = store.reconcile_findings(&many[..60], t(4), &sinks).await.expect("t4");
+    assert_eq!(back.changes.iter().filter(|(e, _)| e.as_str() == "reopened").count(), 10);
 }
 
 async fn mute_holds_events_until_it_expires(url: String) {
