@@ -578,9 +578,11 @@ async fn apply_table(
     let (name, key_column) = (table.name(), table.key_column());
     let sql =
         format!("SELECT {key_column} AS k, body_hash, valid_from FROM {name} WHERE source = $1 AND valid_to IS NULL");
-    let current_rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).fetch_all(&mut **tx).await?;
-    let mut current: HashMap<String, Current> = HashMap::with_capacity(current_rows.len());
-    for row in current_rows {
+    // Streamed into the map: at 2.2M rows, holding every row first doubled
+    // the memory of the diff.
+    let mut current_rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).fetch(&mut **tx);
+    let mut current: HashMap<String, Current> = HashMap::with_capacity(items.len());
+    while let Some(row) = futures_util::TryStreamExt::try_next(&mut current_rows).await? {
         let current_row = Current {
             hash: row.try_get("body_hash")?,
             valid_from: row.try_get("valid_from")?,
@@ -589,6 +591,7 @@ async fn apply_table(
         };
         current.insert(row.try_get("k")?, current_row);
     }
+    drop(current_rows);
     let duplicate = |key: &str| StoreError::Conflict(format!("source `{source}` produced two {name} with key `{key}`"));
 
     let mut batch = InsertBatch::new(backend, table, source, now_us);
