@@ -35,25 +35,25 @@ fn release_free_heap() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn release_free_heap() {}
 
-fn peak_mib() -> f64 {
+/// A `/proc/self/status` memory field (`VmHWM`, `VmRSS`), in MiB.
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Resident memory now (VmRSS), in MiB.
+/// The high-water mark since the last reset, in MiB.
+fn peak_mib() -> f64 {
+    status_mib("VmHWM")
+}
+
+/// Resident memory now, in MiB.
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    status_mib("VmRSS")
 }
 
 struct Phase {

@@ -102,6 +102,34 @@ impl TestDb {
 
 /// Runs `test` with the URL of a fresh database of `kind`, then drops the
 /// database, also when the test panics (the panic is passed on).
+/// The steps of SQLite's plan for `sql` (`EXPLAIN QUERY PLAN`) with `binds`
+/// bound in order: what the planner tests look for an index in.
+pub async fn sqlite_plan(store: &crate::store::Store, sql: &str, binds: Vec<PlanValue>) -> Vec<String> {
+    let sql = format!("EXPLAIN QUERY PLAN {sql}");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in binds {
+        query = match value {
+            PlanValue::Int(n) => query.bind(n),
+            PlanValue::Text(text) => query.bind(text),
+        };
+    }
+    query
+        .fetch_all(store.pool())
+        .await
+        .expect("plan")
+        .iter()
+        .map(|row| sqlx::Row::try_get::<String, _>(row, "detail").expect("detail"))
+        .collect()
+}
+
+/// A value bound while planning.
+pub enum PlanValue {
+    /// An integer (instants).
+    Int(i64),
+    /// Text (sources, keys, ids).
+    Text(String),
+}
+
 pub async fn with_db<F, Fut>(kind: Kind, test: F)
 where
     F: FnOnce(String) -> Fut,

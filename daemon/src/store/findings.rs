@@ -60,10 +60,15 @@ const BATCH: usize = 200;
 /// of them at 100k people) each cycle.
 const SEEN_AT: &str = "findings_seen_at";
 
-/// The columns `row_to_finding` reads, the reconciliation instant with them
-/// (one statement: one snapshot of both, on either database).
-const FINDING_COLUMNS: &str = "body, status, first_seen, last_seen, muted_until, last_event, \
-     (SELECT value FROM store_meta WHERE key = 'findings_seen_at') AS seen_at";
+/// `SELECT … FROM findings` of the columns `row_to_finding` reads, the
+/// reconciliation instant with them (one statement: one snapshot of both,
+/// on either database).
+fn select_findings(tail: &str) -> String {
+    format!(
+        "SELECT body, status, first_seen, last_seen, muted_until, last_event, \
+         (SELECT value FROM store_meta WHERE key = '{SEEN_AT}') AS seen_at FROM findings{tail}"
+    )
+}
 
 fn row_to_finding(row: &sqlx::any::AnyRow) -> Result<Stored, StoreError> {
     let seen_at: Option<String> = row.try_get("seen_at")?;
@@ -106,9 +111,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {FINDING_COLUMNS} FROM findings")))
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(select_findings(""))).fetch_all(&mut *tx).await?;
         let started = std::time::Instant::now();
         let mut updated = 0u64;
         let mut stored: BTreeMap<String, Stored> = BTreeMap::new();
@@ -116,9 +119,7 @@ impl Store {
             let entry = row_to_finding(row)?;
             stored.insert(entry.finding.fingerprint.clone(), entry);
         }
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "stored findings decoded");
         let filed = filed_sinks(&mut tx).await?;
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "filed sinks read");
         let now_us = to_micros(now);
         let mut out = Reconciled::default();
         let mut seen = BTreeSet::new();
@@ -182,7 +183,6 @@ impl Store {
             }
             out.current.push(finding);
         }
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "findings compared");
         insert_findings(&mut tx, self.backend, &new_rows, now_us).await?;
         // Resolutions, written in batches of rows that take the same values.
         // The body is left as it was: the status column is the record's
@@ -252,9 +252,7 @@ impl Store {
         rule: Option<&str>,
     ) -> Result<Vec<Finding>, StoreError> {
         let rows =
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {FINDING_COLUMNS} FROM findings ORDER BY fingerprint")))
-                .fetch_all(&self.pool)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(select_findings(" ORDER BY fingerprint"))).fetch_all(&self.pool).await?;
         let mut out = Vec::new();
         for row in &rows {
             let stored = row_to_finding(row)?;

@@ -197,6 +197,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdb::{PlanValue, sqlite_plan};
 
     /// Every look-up goes through its index on SQLite, whatever the number
     /// of values (the planner's own choice scans every current row).
@@ -214,21 +215,12 @@ mod tests {
         }
         for lookup in &lookups {
             for (at, values) in [(false, 1), (false, 40), (true, 40), (true, LOOKUP_BATCH)] {
-                let sql = format!("EXPLAIN QUERY PLAN {}", lookup.sql(Backend::Sqlite, 2, at, values));
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind("a").bind("b");
+                let mut binds = vec![PlanValue::Text("a".into()), PlanValue::Text("b".into())];
                 if at {
-                    query = query.bind(1_i64).bind(1_i64);
+                    binds.extend([PlanValue::Int(1), PlanValue::Int(1)]);
                 }
-                for i in 0..values {
-                    query = query.bind(format!("v{i}"));
-                }
-                let plan: Vec<String> = query
-                    .fetch_all(store.pool())
-                    .await
-                    .expect("plan")
-                    .iter()
-                    .map(|row| row.try_get::<String, _>("detail").expect("detail"))
-                    .collect();
+                binds.extend((0..values).map(|i| PlanValue::Text(format!("v{i}"))));
+                let plan = sqlite_plan(&store, &lookup.sql(Backend::Sqlite, 2, at, values), binds).await;
                 let wanted = format!("USING INDEX {}", lookup.index);
                 assert!(plan.iter().any(|step| step.contains(&wanted)), "{}: {plan:?}", lookup.index);
             }

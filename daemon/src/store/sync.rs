@@ -723,6 +723,7 @@ mod unit_tests {
     /// `(source, valid_to)` (every current row of the source).
     #[tokio::test]
     async fn sqlite_closes_rows_through_the_primary_key() {
+        use crate::testdb::PlanValue;
         let dir = tempfile::tempdir().expect("tempdir");
         let store =
             super::super::Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.expect("store");
@@ -731,18 +732,9 @@ mod unit_tests {
                 delete_opened_sql(super::super::Backend::Sqlite, table, CLOSE_BATCH),
                 close_sql(super::super::Backend::Sqlite, table, CLOSE_BATCH),
             ] {
-                let mut query =
-                    sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).bind(1_i64).bind("s");
-                for i in 0..CLOSE_BATCH {
-                    query = query.bind(format!("k{i}"));
-                }
-                let plan: Vec<String> = query
-                    .fetch_all(store.pool())
-                    .await
-                    .expect("plan")
-                    .iter()
-                    .map(|row| sqlx::Row::try_get::<String, _>(row, "detail").expect("detail"))
-                    .collect();
+                let mut binds = vec![PlanValue::Int(1), PlanValue::Text("s".into())];
+                binds.extend((0..CLOSE_BATCH).map(|i| PlanValue::Text(format!("k{i}"))));
+                let plan = crate::testdb::sqlite_plan(&store, &sql, binds).await;
                 let wanted = format!("sqlite_autoindex_{}_1", table.name());
                 assert!(plan.iter().any(|step| step.contains(&wanted)), "{sql}: {plan:?}");
             }
