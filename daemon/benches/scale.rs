@@ -4,7 +4,7 @@
 
 use accessgraph_connectors::snapshot::parse_and_map;
 use accessgraph_daemon::store::Store;
-use accessgraph_daemon::{pipeline, query, synth};
+use accessgraph_daemon::{memory, pipeline, query, synth};
 use accessgraph_graph::access::AccessGraph;
 use accessgraph_graph::rules::{self, Context};
 use accessgraph_graph::{Fragment, PolicyEngine, analyze};
@@ -35,25 +35,14 @@ fn release_free_heap() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn release_free_heap() {}
 
-/// A `/proc/self/status` memory field (`VmHWM`, `VmRSS`), in MiB.
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// The high-water mark since the last reset, in MiB.
 fn peak_mib() -> f64 {
-    status_mib("VmHWM")
+    memory::status_mib("VmHWM").unwrap_or(0.0)
 }
 
 /// Resident memory now, in MiB.
 fn rss_mib() -> f64 {
-    status_mib("VmRSS")
+    memory::status_mib("VmRSS").unwrap_or(0.0)
 }
 
 struct Phase {
@@ -278,6 +267,15 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
     })
     .await;
     note(&mut phases, format!("{loaded} rows"));
+    // What the analysis holds: the graph, its edges streamed in from the store.
+    reset_peak();
+    let resident = rss_mib();
+    let graph = measure_async(&mut phases, "store: load the analysis graph (edges streamed into it)", async {
+        pipeline::load_graph(&config, &store, None).await.expect("graph")
+    })
+    .await;
+    note(&mut phases, format!("the graph holds {:.0} MiB", rss_mib() - resident));
+    drop(graph);
 
     // Answered from the store's neighbourhood of the node: cheap enough for
     // a p99 over 100 questions at every size.

@@ -374,7 +374,7 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     let step = progress.as_ref().map(|p| p.step("analysis", "analyzing"));
     let cycle = pipeline::analyze_and_record(&config, &store, now, sources, None).await.map_err(internal)?;
     if let Some(step) = step {
-        step.done(format!("{} findings", cycle.reconciled.current.len()));
+        step.done(format!("{} findings", cycle.analysis.findings.len()));
     }
     drop(progress);
     if !args.no_file {

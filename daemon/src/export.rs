@@ -54,10 +54,10 @@ pub fn to_json(graph: &AccessGraph) -> String {
 }
 
 /// Nodes and edges in a stable order: nodes by id, edges by (from, kind, to, actions).
-fn sorted(graph: &AccessGraph) -> (Vec<&Node>, Vec<&Edge>) {
+fn sorted(graph: &AccessGraph) -> (Vec<&Node>, Vec<Edge>) {
     let mut nodes: Vec<&Node> = graph.nodes().collect();
     nodes.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut edges: Vec<&Edge> = graph.edges().collect();
+    let mut edges: Vec<Edge> = graph.edges().collect();
     edges.sort_by(|a, b| (&a.from, a.kind, &a.to, &a.actions).cmp(&(&b.from, b.kind, &b.to, &b.actions)));
     (nodes, edges)
 }
@@ -307,7 +307,7 @@ pub fn to_cypher(graph: &AccessGraph) -> String {
         }
     }
     let mut by_kind: BTreeMap<EdgeKind, Vec<&Edge>> = BTreeMap::new();
-    for edge in edges {
+    for edge in &edges {
         by_kind.entry(edge.kind).or_default().push(edge);
     }
     for (kind, list) in by_kind {

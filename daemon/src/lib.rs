@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod export;
+pub mod memory;
 pub mod pipeline;
 pub mod progress;
 pub mod query;

@@ -46,15 +46,123 @@ pub enum Owner {
     },
 }
 
+/// An edge as the graph keeps it: its endpoints are the graph's own, and
+/// its action list is shared by every edge with the same list. At 2M
+/// edges the endpoint ids and per-edge action strings of [`Edge`] were
+/// most of the graph's memory (about 300 bytes an edge, now 64).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    /// Relation.
+    pub kind: EdgeKind,
+    /// Actions of a grant, sorted and unique, interned graph-wide.
+    pub actions: Arc<[Action]>,
+    /// When a grant was made, if the source says.
+    pub granted_at: Option<DateTime<Utc>>,
+    /// When a grant or membership lapses (None: standing).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The grant only holds under conditions the source attaches.
+    pub conditional: bool,
+}
+
+impl Link {
+    /// Whether the edge still holds at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
 /// The graph of every current node and edge, with people and owners resolved.
 #[derive(Debug, Default)]
 pub struct AccessGraph {
-    graph: DiGraph<Node, Edge>,
+    graph: DiGraph<Node, Link>,
     index: HashMap<String, NodeIndex>,
     person_of: FxHashMap<NodeIndex, NodeIndex>,
     owners: FxHashMap<NodeIndex, Owner>,
     catalog: Catalog,
     identity_sources: BTreeSet<String>,
+    /// The action list of every edge without actions.
+    no_actions: Arc<[Action]>,
+}
+
+/// Builds an [`AccessGraph`] edge by edge, so that a caller streaming
+/// edges from a store never holds them all as [`Edge`]s beside the graph.
+pub struct GraphBuilder {
+    graph: DiGraph<Node, Link>,
+    index: HashMap<String, NodeIndex>,
+    /// Each distinct action, allocated once (walks deduplicate by it).
+    actions: HashMap<String, Action>,
+    /// Each distinct action list, allocated once.
+    lists: HashMap<Vec<String>, Arc<[Action]>>,
+}
+
+impl GraphBuilder {
+    /// Starts a graph with every node; `edges` is a capacity hint.
+    pub fn new(nodes: Vec<Node>, edges: usize) -> Result<GraphBuilder, GraphError> {
+        let mut graph = DiGraph::with_capacity(nodes.len(), edges);
+        let mut index = HashMap::with_capacity(nodes.len());
+        for node in nodes {
+            if index.contains_key(&node.id) {
+                return Err(GraphError::DuplicateNode(node.id));
+            }
+            let id = node.id.clone();
+            let ix = graph.add_node(node);
+            index.insert(id, ix);
+        }
+        let mut lists = HashMap::new();
+        lists.insert(Vec::new(), Arc::from(Vec::new()));
+        Ok(GraphBuilder { graph, index, actions: HashMap::new(), lists })
+    }
+
+    /// Adds an edge. One whose endpoints are unknown is dropped (a source
+    /// may reference an object another source owns that has not synced).
+    pub fn add_edge(&mut self, edge: Edge) {
+        let (Some(&from), Some(&to)) = (self.index.get(&edge.from), self.index.get(&edge.to)) else {
+            return;
+        };
+        let actions = match self.lists.get(&edge.actions) {
+            Some(list) => Arc::clone(list),
+            None => {
+                let interned = &mut self.actions;
+                let list: Arc<[Action]> = edge
+                    .actions
+                    .iter()
+                    .map(|a| match interned.get(a.as_str()) {
+                        Some(action) => action.clone(),
+                        None => interned.entry(a.clone()).or_insert_with(|| Action::new(a)).clone(),
+                    })
+                    .collect();
+                self.lists.insert(edge.actions, Arc::clone(&list));
+                list
+            }
+        };
+        let link = Link {
+            kind: edge.kind,
+            actions,
+            granted_at: edge.granted_at,
+            expires_at: edge.expires_at,
+            conditional: edge.conditional,
+        };
+        self.graph.add_edge(from, to, link);
+    }
+
+    /// Resolves people and owners: the graph is complete.
+    pub fn finish(self, catalog: &Catalog, resolve: &ResolveSettings) -> AccessGraph {
+        let no_actions = self.lists.get(&Vec::new()).cloned().unwrap_or_default();
+        let mut built = AccessGraph {
+            graph: self.graph,
+            index: self.index,
+            person_of: FxHashMap::default(),
+            owners: FxHashMap::default(),
+            catalog: catalog.clone(),
+            identity_sources: resolve.identity_sources.clone(),
+            no_actions,
+        };
+        built.resolve_people(resolve);
+        built.resolve_owners();
+        // Edges streamed in grow the edge list by doubling.
+        built.graph.shrink_to_fit();
+        built
+    }
 }
 
 /// Errors building a graph from rows.
@@ -74,32 +182,16 @@ impl AccessGraph {
         catalog: &Catalog,
         resolve: &ResolveSettings,
     ) -> Result<AccessGraph, GraphError> {
-        let mut graph = DiGraph::with_capacity(nodes.len(), edges.len());
-        let mut index = HashMap::with_capacity(nodes.len());
-        for node in nodes {
-            if index.contains_key(&node.id) {
-                return Err(GraphError::DuplicateNode(node.id));
-            }
-            let id = node.id.clone();
-            let ix = graph.add_node(node);
-            index.insert(id, ix);
-        }
+        let mut builder = GraphBuilder::new(nodes, edges.len())?;
         for edge in edges {
-            if let (Some(&from), Some(&to)) = (index.get(&edge.from), index.get(&edge.to)) {
-                graph.add_edge(from, to, edge);
-            }
+            builder.add_edge(edge);
         }
-        let mut built = AccessGraph {
-            graph,
-            index,
-            person_of: FxHashMap::default(),
-            owners: FxHashMap::default(),
-            catalog: catalog.clone(),
-            identity_sources: resolve.identity_sources.clone(),
-        };
-        built.resolve_people(resolve);
-        built.resolve_owners();
-        Ok(built)
+        Ok(builder.finish(catalog, resolve))
+    }
+
+    /// A derived edge: no actions, no times.
+    fn bare_link(&self, kind: EdgeKind) -> Link {
+        Link { kind, actions: Arc::clone(&self.no_actions), granted_at: None, expires_at: None, conditional: false }
     }
 
     fn resolve_people(&mut self, resolve: &ResolveSettings) {
@@ -148,8 +240,8 @@ impl AccessGraph {
                 }
             };
             for account in members {
-                let edge = Edge::new(pid.clone(), self.graph[account].id.clone(), EdgeKind::SameAs);
-                self.graph.add_edge(person_ix, account, edge);
+                let link = self.bare_link(EdgeKind::SameAs);
+                self.graph.add_edge(person_ix, account, link);
                 self.person_of.insert(account, person_ix);
             }
         }
@@ -256,8 +348,8 @@ impl AccessGraph {
             owners.insert(ix, owner);
         }
         for (owner, owned) in owns_edges {
-            let edge = Edge::new(self.graph[owner].id.clone(), self.graph[owned].id.clone(), EdgeKind::Owns);
-            self.graph.add_edge(owner, owned, edge);
+            let link = self.bare_link(EdgeKind::Owns);
+            self.graph.add_edge(owner, owned, link);
         }
         self.owners = owners;
     }
@@ -282,13 +374,25 @@ impl AccessGraph {
         self.graph.node_weights()
     }
 
-    /// Every edge, including the derived `same_as` and `owns`.
-    pub fn edges(&self) -> impl Iterator<Item = &Edge> + '_ {
-        self.graph.edge_weights()
+    /// Every edge, including the derived `same_as` and `owns`, as an
+    /// [`Edge`] of its own (built on demand: the graph keeps [`Link`]s).
+    pub fn edges(&self) -> impl Iterator<Item = Edge> + '_ {
+        self.graph.edge_references().map(|e| {
+            let link = e.weight();
+            Edge {
+                from: self.graph[e.source()].id.clone(),
+                to: self.graph[e.target()].id.clone(),
+                kind: link.kind,
+                actions: link.actions.iter().map(|a| a.as_str().to_string()).collect(),
+                granted_at: link.granted_at,
+                expires_at: link.expires_at,
+                conditional: link.conditional,
+            }
+        })
     }
 
     /// Every edge of one kind with its endpoints.
-    pub fn edges_of_kind(&self, kind: EdgeKind) -> impl Iterator<Item = (NodeIndex, NodeIndex, &Edge)> + '_ {
+    pub fn edges_of_kind(&self, kind: EdgeKind) -> impl Iterator<Item = (NodeIndex, NodeIndex, &Link)> + '_ {
         self.graph
             .edge_references()
             .filter(move |e| e.weight().kind == kind)
@@ -365,7 +469,7 @@ impl AccessGraph {
         while let Some(ix) = queue.pop_front() {
             for edge in self.graph.edges_directed(ix, Direction::Outgoing) {
                 let kind = edge.weight().kind;
-                if !(kind == EdgeKind::MemberOf || kind == EdgeKind::SameAs) || !edge_live(edge.weight(), now) {
+                if !(kind == EdgeKind::MemberOf || kind == EdgeKind::SameAs) || !edge.weight().is_live(now) {
                     continue;
                 }
                 let target = edge.target();
@@ -494,10 +598,6 @@ fn account_key(id: &str) -> Option<&str> {
     id.splitn(3, ':').nth(2).filter(|key| !key.is_empty())
 }
 
-fn edge_live(edge: &Edge, now: DateTime<Utc>) -> bool {
-    edge.expires_at.is_none_or(|at| at > now)
-}
-
 fn min_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -507,9 +607,9 @@ fn min_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTi
 
 /// A node's outgoing edges that matter to effective access, live at the
 /// instant walked, in edge-id order (the order evidence is chosen in).
-struct Hops {
+struct Hops<'g> {
     /// Each grant.
-    grants: Vec<HopGrant>,
+    grants: Vec<HopGrant<'g>>,
     /// (target, expiry) of each `same_as`, `member_of` and `can_assume`.
     next: Vec<(NodeIndex, Option<DateTime<Utc>>)>,
     /// Number of (resource, action) pairs of the grants: a bound on the
@@ -518,9 +618,9 @@ struct Hops {
 }
 
 /// A grant edge as a walk needs it.
-struct HopGrant {
+struct HopGrant<'g> {
     resource: NodeIndex,
-    actions: Vec<Action>,
+    actions: &'g [Action],
     expires_at: Option<DateTime<Utc>>,
     conditional: bool,
 }
@@ -529,8 +629,7 @@ struct HopGrant {
 struct Walker<'g> {
     graph: &'g AccessGraph,
     now: DateTime<Utc>,
-    hops: Vec<Option<Hops>>,
-    actions: HashMap<&'g str, Action>,
+    hops: Vec<Option<Hops<'g>>>,
 }
 
 /// Per-walk state, reused between start nodes to spare allocations.
@@ -555,29 +654,19 @@ impl Scratch {
 
 impl<'g> Walker<'g> {
     fn new(graph: &'g AccessGraph, now: DateTime<Utc>) -> Walker<'g> {
-        Walker { graph, now, hops: Vec::new(), actions: HashMap::new() }
+        Walker { graph, now, hops: Vec::new() }
     }
 
-    /// A walker with every node's hops read up front, on `threads`
-    /// threads: each distinct action is interned first, so that the nodes
-    /// read in parallel share one allocation per action (walks dedup by it).
+    /// A walker with every node's hops read up front, on `threads` threads.
     fn read_all(graph: &'g AccessGraph, now: DateTime<Utc>, threads: usize) -> Walker<'g> {
-        let mut actions: HashMap<&'g str, Action> = HashMap::new();
-        for edge in graph.graph.edge_weights().filter(|e| e.kind == EdgeKind::Grant) {
-            for action in &edge.actions {
-                actions.entry(action.as_str()).or_insert_with(|| Action::new(action));
-            }
-        }
-        let interned = &actions;
         let runs = parallel::even_runs(graph.graph.node_count(), threads);
         let hops = parallel::map_runs(runs, |run| {
-            let mut intern = |a: &'g str| interned.get(a).cloned().unwrap_or_else(|| Action::new(a));
-            run.map(|i| Some(read_hops(graph, now, NodeIndex::new(i), &mut intern))).collect::<Vec<_>>()
+            run.map(|i| Some(read_hops(graph, now, NodeIndex::new(i)))).collect::<Vec<_>>()
         })
         .into_iter()
         .flatten()
         .collect();
-        Walker { graph, now, hops, actions }
+        Walker { graph, now, hops }
     }
 
     /// Reads the hops of every node `start` reaches that were not read yet.
@@ -588,10 +677,8 @@ impl<'g> Walker<'g> {
         scratch.reset(start);
         while let Some(ix) = scratch.queue.pop_front() {
             let Some(slot) = self.hops.get_mut(ix.index()) else { continue };
-            let (graph, now, actions) = (self.graph, self.now, &mut self.actions);
-            let hops = slot.get_or_insert_with(|| {
-                read_hops(graph, now, ix, &mut |a| actions.entry(a).or_insert_with(|| Action::new(a)).clone())
-            });
+            let (graph, now) = (self.graph, self.now);
+            let hops = slot.get_or_insert_with(|| read_hops(graph, now, ix));
             for &(target, _) in &hops.next {
                 if target != start && !scratch.parent.contains_key(&target) {
                     scratch.parent.insert(target, ix);
@@ -604,8 +691,8 @@ impl<'g> Walker<'g> {
     /// The hops of `ix` as read by [`Walker::read_all`] or [`Walker::fill`].
     /// Every node a walk reaches was read, so none is missing; were one, it
     /// would contribute nothing.
-    fn read(&self, ix: NodeIndex) -> &Hops {
-        static NONE: Hops = Hops { grants: Vec::new(), next: Vec::new(), actions: 0 };
+    fn read(&self, ix: NodeIndex) -> &Hops<'g> {
+        static NONE: Hops<'static> = Hops { grants: Vec::new(), next: Vec::new(), actions: 0 };
         let hops = self.hops.get(ix.index()).and_then(Option::as_ref);
         debug_assert!(hops.is_some(), "walk before its hops were read");
         hops.unwrap_or(&NONE)
@@ -643,7 +730,7 @@ impl<'g> Walker<'g> {
             let hops = self.read(ix);
             let mut route: Option<Arc<Vec<NodeIndex>>> = None;
             for HopGrant { resource, actions, expires_at, conditional } in &hops.grants {
-                for action in actions {
+                for action in actions.iter() {
                     if !scratch.seen.insert((*resource, action.key())) {
                         continue;
                     }
@@ -671,32 +758,26 @@ impl<'g> Walker<'g> {
     }
 }
 
-/// A node's live outgoing hops, in edge-id order; `intern` shares actions.
-fn read_hops<'g>(
-    graph: &'g AccessGraph,
-    now: DateTime<Utc>,
-    ix: NodeIndex,
-    intern: &mut impl FnMut(&'g str) -> Action,
-) -> Hops {
+/// A node's live outgoing hops, in edge-id order.
+fn read_hops(graph: &AccessGraph, now: DateTime<Utc>, ix: NodeIndex) -> Hops<'_> {
     let mut edges: Vec<_> =
-        graph.graph.edges_directed(ix, Direction::Outgoing).filter(|e| edge_live(e.weight(), now)).collect();
+        graph.graph.edges_directed(ix, Direction::Outgoing).filter(|e| e.weight().is_live(now)).collect();
     edges.sort_by_key(|e| e.id());
     let mut hops = Hops { grants: Vec::new(), next: Vec::new(), actions: 0 };
     for edge in edges {
-        let weight: &'g Edge = edge.weight();
-        match weight.kind {
+        let link = edge.weight();
+        match link.kind {
             EdgeKind::Grant => {
-                let actions: Vec<Action> = weight.actions.iter().map(|a| intern(a.as_str())).collect();
-                hops.actions += actions.len();
+                hops.actions += link.actions.len();
                 hops.grants.push(HopGrant {
                     resource: edge.target(),
-                    actions,
-                    expires_at: weight.expires_at,
-                    conditional: weight.conditional,
+                    actions: &link.actions,
+                    expires_at: link.expires_at,
+                    conditional: link.conditional,
                 });
             }
             EdgeKind::SameAs | EdgeKind::MemberOf | EdgeKind::CanAssume => {
-                hops.next.push((edge.target(), weight.expires_at));
+                hops.next.push((edge.target(), link.expires_at));
             }
             EdgeKind::Owns | EdgeKind::Holds => {}
         }

@@ -61,7 +61,7 @@ pub(crate) async fn analyze(shared: &Shared) {
                 Err(_) => report,
             };
             tracing::info!(
-                findings = cycle.reconciled.current.len(),
+                findings = cycle.analysis.findings.len(),
                 changes = cycle.reconciled.changes.len(),
                 queued = cycle.reconciled.outbox_rows,
                 duration_ms = (seconds * 1000.0) as u64,

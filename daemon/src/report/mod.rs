@@ -141,7 +141,7 @@ pub struct Report {
 impl Report {
     /// The report of one cycle.
     pub fn from_cycle(cycle: &Cycle) -> Report {
-        let mut findings = cycle.reconciled.current.clone();
+        let mut findings = cycle.analysis.findings.clone();
         accessgraph_graph::analyze::sort_findings(&mut findings);
         let mut resolved = cycle.reconciled.resolved.clone();
         accessgraph_graph::analyze::sort_findings(&mut resolved);

@@ -9,14 +9,24 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A state change the reconciliation produced.
-pub type StateChange = (EventKind, Finding);
+/// A state change the reconciliation produced: the event and the finding,
+/// by its position (findings are not copied per change: a first analysis
+/// at 100k people opens 200k of them).
+pub type StateChange = (EventKind, Changed);
 
-/// What reconciling an analysis with the stored findings did.
+/// Where the finding of a [`StateChange`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// The finding at this position of the analysis's findings.
+    Current(usize),
+    /// The finding at this position of [`Reconciled::resolved`].
+    Resolved(usize),
+}
+
+/// What reconciling an analysis with the stored findings did. The
+/// analysis's own findings now carry their stored status and dates.
 #[derive(Debug, Default)]
 pub struct Reconciled {
-    /// Every finding of this analysis with its stored status and dates.
-    pub current: Vec<Finding>,
     /// Findings that resolved in this analysis.
     pub resolved: Vec<Finding>,
     /// State changes (opened, updated, resolved, reopened).
@@ -25,10 +35,26 @@ pub struct Reconciled {
     pub outbox_rows: u64,
 }
 
+impl Reconciled {
+    /// Each state change with its finding; `current` is the slice that was
+    /// reconciled.
+    pub fn events<'a>(&'a self, current: &'a [Finding]) -> impl Iterator<Item = (EventKind, &'a Finding)> + 'a {
+        self.changes.iter().filter_map(move |&(event, changed)| {
+            let finding = match changed {
+                Changed::Current(i) => current.get(i),
+                Changed::Resolved(i) => self.resolved.get(i),
+            };
+            finding.map(|f| (event, f))
+        })
+    }
+}
+
 struct Stored {
     finding: Finding,
     muted_until: Option<DateTime<Utc>>,
     last_event: Option<String>,
+    /// This analysis has it.
+    seen: bool,
 }
 
 fn visible_open(last_event: Option<&str>) -> bool {
@@ -87,7 +113,12 @@ fn row_to_finding(row: &sqlx::any::AnyRow) -> Result<Stored, StoreError> {
         _ => written,
     };
     finding.last_seen = from_micros(last_seen);
-    Ok(Stored { finding, muted_until: opt_time(row, "muted_until")?, last_event: row.try_get("last_event")? })
+    Ok(Stored {
+        finding,
+        muted_until: opt_time(row, "muted_until")?,
+        last_event: row.try_get("last_event")?,
+        seen: false,
+    })
 }
 
 impl Store {
@@ -95,7 +126,7 @@ impl Store {
     /// and queues each state change for every sink that takes it.
     pub async fn reconcile_findings(
         &self,
-        findings: &[Finding],
+        findings: &mut [Finding],
         now: DateTime<Utc>,
         sinks: &[SinkConfig],
     ) -> Result<Reconciled, StoreError> {
@@ -111,24 +142,25 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(select_findings(""))).fetch_all(&mut *tx).await?;
         let started = std::time::Instant::now();
-        let mut updated = 0u64;
         let mut stored: BTreeMap<String, Stored> = BTreeMap::new();
-        for row in &rows {
-            let entry = row_to_finding(row)?;
-            stored.insert(entry.finding.fingerprint.clone(), entry);
+        {
+            // Decoded as they come: the rows are never all held beside them.
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(select_findings(""))).fetch(&mut *tx);
+            while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+                let entry = row_to_finding(&row)?;
+                stored.insert(entry.finding.fingerprint.clone(), entry);
+            }
         }
+        let mut updated = 0u64;
         let filed = filed_sinks(&mut tx).await?;
         let now_us = to_micros(now);
         let mut out = Reconciled::default();
-        let mut seen = BTreeSet::new();
-        let mut new_rows: Vec<(Finding, Option<String>)> = Vec::new();
-        let mut outbox: Vec<OutboxInsert> = Vec::new();
-        for new in findings {
-            seen.insert(new.fingerprint.clone());
-            let mut finding = new.clone();
-            let (event, status, muted_until, last_event) = match stored.get(&new.fingerprint) {
+        let mut new_rows: Vec<(usize, Option<String>)> = Vec::new();
+        let mut outbox = OutboxWriter::new(self.backend, now_us);
+        for (position, finding) in findings.iter_mut().enumerate() {
+            let old = stored.get_mut(&finding.fingerprint);
+            let (event, status, muted_until, last_event) = match &old {
                 None => (Some(EventKind::Opened), FindingStatus::Open, None, None),
                 Some(old) => {
                     finding.first_seen = old.finding.first_seen;
@@ -138,7 +170,7 @@ impl Store {
                         None
                     } else if !visible_open(old.last_event.as_deref()) {
                         Some(if old.last_event.is_none() { EventKind::Opened } else { EventKind::Reopened })
-                    } else if material_change(&old.finding, new) {
+                    } else if material_change(&old.finding, finding) {
                         Some(EventKind::Updated)
                     } else {
                         None
@@ -150,13 +182,15 @@ impl Store {
             finding.status = status;
             finding.last_seen = now;
             let last_event = event.map(|e| e.as_str().to_string()).or(last_event);
-            match stored.get(&finding.fingerprint) {
+            match old {
                 // Unchanged: only `last_seen` moves, in one statement below.
-                Some(old) if event.is_none() && old.finding.status == status && same_record(&old.finding, &finding) => {
+                Some(old) if event.is_none() && old.finding.status == status && same_record(&old.finding, finding) => {
+                    old.seen = true;
                 }
-                Some(_) => {
+                Some(old) => {
+                    old.seen = true;
                     updated += 1;
-                    let body = serde_json::to_string(&finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let body = serde_json::to_string(&*finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     sqlx::query(
                         "UPDATE findings SET rule = $1, severity = $2, subject = $3, object = $4, status = $5, \
                          last_seen = $6, resolved_at = NULL, muted_until = $7, last_event = $8, body = $9 \
@@ -175,21 +209,20 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                None => new_rows.push((finding.clone(), last_event)),
+                None => new_rows.push((position, last_event)),
             }
             if let Some(event) = event {
-                outbox.extend(outbox_rows(sinks, &filed, event, &finding, now)?);
-                out.changes.push((event, finding.clone()));
+                outbox.push(&mut tx, outbox_rows(sinks, &filed, event, finding, now)?).await?;
+                out.changes.push((event, Changed::Current(position)));
             }
-            out.current.push(finding);
         }
-        insert_findings(&mut tx, self.backend, &new_rows, now_us).await?;
+        insert_findings(&mut tx, self.backend, findings, &new_rows, now_us).await?;
         // Resolutions, written in batches of rows that take the same values.
         // The body is left as it was: the status column is the record's
         // status (`row_to_finding`), and nothing else in it changes.
         let mut resolutions: BTreeMap<(i64, Option<String>), Vec<&str>> = BTreeMap::new();
         for (fingerprint, old) in &stored {
-            if seen.contains(fingerprint) || old.finding.status == FindingStatus::Resolved {
+            if old.seen || old.finding.status == FindingStatus::Resolved {
                 continue;
             }
             // A ticket that was filed (or queued) is closed even if the finding
@@ -201,8 +234,8 @@ impl Store {
             // Last seen by the previous reconciliation (the row may be older).
             resolutions.entry((to_micros(old.finding.last_seen), last_event)).or_default().push(fingerprint.as_str());
             if let Some(event) = event {
-                outbox.extend(outbox_rows(sinks, &filed, event, &finding, now)?);
-                out.changes.push((event, finding.clone()));
+                outbox.push(&mut tx, outbox_rows(sinks, &filed, event, &finding, now)?).await?;
+                out.changes.push((event, Changed::Resolved(out.resolved.len())));
             }
             out.resolved.push(finding);
         }
@@ -231,7 +264,7 @@ impl Store {
             .bind(now_us.to_string())
             .execute(&mut *tx)
             .await?;
-        out.outbox_rows = insert_outbox(&mut tx, self.backend, &outbox, now_us).await?;
+        out.outbox_rows = outbox.finish(&mut tx).await?;
         tx.commit().await?;
         tracing::debug!(
             stored = stored.len(),
@@ -240,6 +273,7 @@ impl Store {
             resolved = out.resolved.len(),
             outbox_rows = out.outbox_rows,
             elapsed_ms = started.elapsed().as_millis() as u64,
+            rss_mib = crate::memory::resident_mib(),
             "findings reconciled"
         );
         Ok(out)
@@ -348,6 +382,46 @@ fn outbox_rows(
     Ok(rows)
 }
 
+/// Outbox rows written in batches as the changes are met, instead of
+/// every payload held to the end (200k of them on a first analysis at 100k
+/// people). The order of the rows is the order they were pushed.
+struct OutboxWriter {
+    backend: super::Backend,
+    now_us: i64,
+    pending: Vec<OutboxInsert>,
+    written: u64,
+}
+
+impl OutboxWriter {
+    fn new(backend: super::Backend, now_us: i64) -> OutboxWriter {
+        OutboxWriter { backend, now_us, pending: Vec::with_capacity(BATCH), written: 0 }
+    }
+
+    async fn push(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        rows: Vec<OutboxInsert>,
+    ) -> Result<(), StoreError> {
+        self.pending.extend(rows);
+        if self.pending.len() >= BATCH {
+            self.flush(tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
+        self.written += insert_outbox(tx, self.backend, &self.pending, self.now_us).await?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes what is left; the number of rows written in all.
+    async fn finish(mut self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<u64, StoreError> {
+        self.flush(tx).await?;
+        Ok(self.written)
+    }
+}
+
 async fn insert_outbox(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: super::Backend,
@@ -374,10 +448,12 @@ async fn insert_outbox(
     Ok(rows.len() as u64)
 }
 
+/// Inserts the new findings: `rows` are (position in `findings`, last event).
 async fn insert_findings(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: super::Backend,
-    rows: &[(Finding, Option<String>)],
+    findings: &[Finding],
+    rows: &[(usize, Option<String>)],
     now_us: i64,
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(BATCH) {
@@ -387,7 +463,8 @@ async fn insert_findings(
             backend.values_clause(chunk.len(), 10)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (finding, last_event) in chunk {
+        for (position, last_event) in chunk {
+            let Some(finding) = findings.get(*position) else { continue };
             let body = serde_json::to_string(finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             query = query
                 .bind(finding.fingerprint.clone())

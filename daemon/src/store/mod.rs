@@ -278,33 +278,59 @@ impl Store {
         sources: &[String],
         at: Option<DateTime<Utc>>,
     ) -> Result<(Vec<Node>, Vec<Edge>), StoreError> {
-        let mut nodes = Vec::new();
+        let nodes = self.load_nodes(sources, at).await?;
         let mut edges = Vec::new();
-        for source in sources {
-            for (table, is_node) in [("nodes", true), ("edges", false)] {
-                let order = if is_node { String::new() } else { format!(" ORDER BY {}", self.edge_seq_column()) };
-                let query = match at {
-                    None => {
-                        let sql = format!("SELECT body FROM {table} WHERE source = $1 AND valid_to IS NULL{order}");
-                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source.as_str())
-                    }
-                    Some(at) => {
-                        let sql = format!(
-                            "SELECT body FROM {table} WHERE source = $1 AND valid_from <= $2 \
-                             AND (valid_to IS NULL OR valid_to > $2){order}"
-                        );
-                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source.as_str()).bind(to_micros(at))
-                    }
-                };
-                let rows = query.fetch(&self.pool);
-                if is_node {
-                    decode_bodies(rows, &mut nodes).await?;
-                } else {
-                    decode_bodies(rows, &mut edges).await?;
-                }
-            }
-        }
+        self.load_edges_into(sources, at, |chunk| edges.extend(chunk)).await?;
         Ok((nodes, edges))
+    }
+
+    /// The nodes of [`Store::load_rows`].
+    pub async fn load_nodes(&self, sources: &[String], at: Option<DateTime<Utc>>) -> Result<Vec<Node>, StoreError> {
+        let mut nodes = Vec::new();
+        for source in sources {
+            decode_bodies(self.current_bodies("nodes", source, at), |chunk| nodes.extend(chunk)).await?;
+        }
+        Ok(nodes)
+    }
+
+    /// The edges of [`Store::load_rows`], in its order, handed to `sink`
+    /// a decoded chunk at a time: a graph built from them never holds every
+    /// edge twice (at 2M edges, the decoded rows were as large as the graph).
+    pub async fn load_edges_into(
+        &self,
+        sources: &[String],
+        at: Option<DateTime<Utc>>,
+        mut sink: impl FnMut(Vec<Edge>),
+    ) -> Result<(), StoreError> {
+        for source in sources {
+            decode_bodies(self.current_bodies("edges", source, at), &mut sink).await?;
+        }
+        Ok(())
+    }
+
+    /// The bodies of one source's rows of `table` valid at `at` (None:
+    /// current); edges in the order they were written.
+    fn current_bodies<'a>(
+        &'a self,
+        table: &str,
+        source: &'a str,
+        at: Option<DateTime<Utc>>,
+    ) -> futures_util::stream::BoxStream<'a, Result<AnyRow, sqlx::Error>> {
+        let order = if table == "edges" { format!(" ORDER BY {}", self.edge_seq_column()) } else { String::new() };
+        let query = match at {
+            None => {
+                let sql = format!("SELECT body FROM {table} WHERE source = $1 AND valid_to IS NULL{order}");
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source)
+            }
+            Some(at) => {
+                let sql = format!(
+                    "SELECT body FROM {table} WHERE source = $1 AND valid_from <= $2 \
+                     AND (valid_to IS NULL OR valid_to > $2){order}"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).bind(to_micros(at))
+            }
+        };
+        query.fetch(&self.pool)
     }
 
     /// Records that an analysis ran at `at`.
@@ -387,12 +413,13 @@ const DECODE_CHUNK: usize = 8192;
 /// Chunks decoded at once, at most: bounds the bodies held beside the rows.
 const DECODE_AHEAD: usize = 4;
 
-/// Decodes the `body` column of a stream of rows into `out`, in order. The
-/// JSON is decoded on the blocking pool, chunk by chunk, while the next
-/// rows are fetched: at 2M rows decoding is most of a full load.
+/// Decodes the `body` column of a stream of rows and hands the items to
+/// `sink` a chunk at a time, in order. The JSON is decoded on the blocking
+/// pool while the next rows are fetched: at 2M rows decoding is most of a
+/// full load.
 async fn decode_bodies<T: serde::de::DeserializeOwned + Send + 'static>(
     mut rows: futures_util::stream::BoxStream<'_, Result<AnyRow, sqlx::Error>>,
-    out: &mut Vec<T>,
+    mut sink: impl FnMut(Vec<T>),
 ) -> Result<(), StoreError> {
     use futures_util::TryStreamExt;
     let decode = |bodies: Vec<String>| {
@@ -403,7 +430,7 @@ async fn decode_bodies<T: serde::de::DeserializeOwned + Send + 'static>(
     let mut finish = |decoded: Result<Result<Vec<T>, StoreError>, tokio::task::JoinError>| -> Result<(), StoreError> {
         match decoded {
             Ok(items) => {
-                out.extend(items?);
+                sink(items?);
                 Ok(())
             }
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),

@@ -234,8 +234,8 @@ fn sinks() -> Vec<SinkConfig> {
     vec![SinkConfig::default_jsonl(std::path::Path::new("/nonexistent"))]
 }
 
-fn events(reconciled: &Reconciled) -> Vec<(&'static str, String)> {
-    reconciled.changes.iter().map(|(kind, f)| (kind.as_str(), f.subject.clone())).collect()
+fn events(reconciled: &Reconciled, current: &[Finding]) -> Vec<(&'static str, String)> {
+    reconciled.events(current).map(|(kind, f)| (kind.as_str(), f.subject.clone())).collect()
 }
 
 async fn reconcile_lifecycle(url: String) {
@@ -244,13 +244,15 @@ async fn reconcile_lifecycle(url: String) {
     let a = |at, evidence| finding("a", Severity::High, evidence, at);
     let b = |at| finding("b", Severity::Medium, "x", at);
 
-    let first = store.reconcile_findings(&[a(t(1), "x"), b(t(1))], t(1), &sinks).await.expect("t1");
-    assert_eq!(events(&first), [("opened", "a".into()), ("opened", "b".into())]);
+    let mut current = [a(t(1), "x"), b(t(1))];
+    let first = store.reconcile_findings(&mut current, t(1), &sinks).await.expect("t1");
+    assert_eq!(events(&first, &current), [("opened", "a".into()), ("opened", "b".into())]);
     assert_eq!(first.outbox_rows, 2);
 
-    let same = store.reconcile_findings(&[a(t(2), "x"), b(t(2))], t(2), &sinks).await.expect("t2");
+    let mut current = [a(t(2), "x"), b(t(2))];
+    let same = store.reconcile_findings(&mut current, t(2), &sinks).await.expect("t2");
     assert!(same.changes.is_empty() && same.outbox_rows == 0);
-    assert!(same.current.iter().all(|f| f.first_seen == t(1) && f.last_seen == t(2)));
+    assert!(current.iter().all(|f| f.first_seen == t(1) && f.last_seen == t(2)));
     // Unchanged findings are not rewritten: the store moves one instant.
     let stored = store.findings(Some(FindingStatus::Open), None).await.expect("open");
     assert!(stored.len() == 2 && stored.iter().all(|f| f.last_seen == t(2)), "{stored:?}");
@@ -262,8 +264,9 @@ async fn reconcile_lifecycle(url: String) {
         .expect("at");
     assert_eq!(written, t(1).timestamp_micros(), "no row rewritten");
 
-    let changed = store.reconcile_findings(&[a(t(3), "y")], t(3), &sinks).await.expect("t3");
-    assert_eq!(events(&changed), [("updated", "a".into()), ("resolved", "b".into())]);
+    let mut current = [a(t(3), "y")];
+    let changed = store.reconcile_findings(&mut current, t(3), &sinks).await.expect("t3");
+    assert_eq!(events(&changed, &current), [("updated", "a".into()), ("resolved", "b".into())]);
     let resolved = store.findings(Some(FindingStatus::Resolved), None).await.expect("resolved");
     assert_eq!(resolved.len(), 1);
     assert_eq!(resolved[0].subject, "b");
@@ -271,8 +274,9 @@ async fn reconcile_lifecycle(url: String) {
     let open = store.findings(Some(FindingStatus::Open), None).await.expect("open");
     assert!(open.iter().all(|f| f.last_seen == t(3)), "{open:?}");
 
-    let back = store.reconcile_findings(&[a(t(4), "y"), b(t(4))], t(4), &sinks).await.expect("t4");
-    assert_eq!(events(&back), [("reopened", "b".into())]);
+    let mut current = [a(t(4), "y"), b(t(4))];
+    let back = store.reconcile_findings(&mut current, t(4), &sinks).await.expect("t4");
+    assert_eq!(events(&back, &current), [("reopened", "b".into())]);
     let open = store.findings(Some(FindingStatus::Open), None).await.expect("open");
     assert_eq!(open.len(), 2);
     assert_eq!(open[0].subject, "a", "worst first");
@@ -298,9 +302,9 @@ async fn many_findings_resolve_in_batches(url: String) {
     let store = Store::open(&url).await.expect("open");
     let sinks = sinks();
     let many: Vec<Finding> = (0..450).map(|i| finding(&format!("s{i}"), Severity::Medium, "x", t(1))).collect();
-    store.reconcile_findings(&many, t(1), &sinks).await.expect("t1");
-    store.reconcile_findings(&many, t(2), &sinks).await.expect("t2");
-    let gone = store.reconcile_findings(&many[..50], t(3), &sinks).await.expect("t3");
+    store.reconcile_findings(&mut many.clone(), t(1), &sinks).await.expect("t1");
+    store.reconcile_findings(&mut many.clone(), t(2), &sinks).await.expect("t2");
+    let gone = store.reconcile_findings(&mut many[..50].to_vec(), t(3), &sinks).await.expect("t3");
     assert_eq!(gone.resolved.len(), 400);
     assert_eq!(gone.changes.iter().filter(|(e, _)| e.as_str() == "resolved").count(), 400);
     let resolved = store.findings(Some(FindingStatus::Resolved), None).await.expect("resolved");
@@ -308,7 +312,7 @@ async fn many_findings_resolve_in_batches(url: String) {
     assert!(resolved.iter().all(|f| f.last_seen == t(2) && f.first_seen == t(1)), "{:?}", resolved.first());
     let open = store.findings(Some(FindingStatus::Open), None).await.expect("open");
     assert!(open.len() == 50 && open.iter().all(|f| f.last_seen == t(3)));
-    let back = store.reconcile_findings(&many[..60], t(4), &sinks).await.expect("t4");
+    let back = store.reconcile_findings(&mut many[..60].to_vec(), t(4), &sinks).await.expect("t4");
     assert_eq!(back.changes.iter().filter(|(e, _)| e.as_str() == "reopened").count(), 10);
 }
 
@@ -316,19 +320,21 @@ async fn mute_holds_events_until_it_expires(url: String) {
     let store = Store::open(&url).await.expect("open");
     let sinks = sinks();
     let a = |at, evidence| finding("a", Severity::High, evidence, at);
-    store.reconcile_findings(&[a(t(1), "x")], t(1), &sinks).await.expect("t1");
+    store.reconcile_findings(&mut [a(t(1), "x")], t(1), &sinks).await.expect("t1");
     let fingerprint = a(t(1), "x").fingerprint;
     assert!(store.mute(&fingerprint, "accepted risk", t(5)).await.expect("mute"));
     assert!(!store.mute("no-such-fingerprint", "x", t(5)).await.expect("mute unknown"));
     assert!(store.pending_outbox(t(2), 10).await.expect("pending").is_empty(), "events of a muted finding wait");
 
-    let muted = store.reconcile_findings(&[a(t(2), "y")], t(2), &sinks).await.expect("t2");
+    let mut current = [a(t(2), "y")];
+    let muted = store.reconcile_findings(&mut current, t(2), &sinks).await.expect("t2");
     assert!(muted.changes.is_empty(), "a muted finding files nothing");
-    assert_eq!(muted.current[0].status, FindingStatus::Muted);
+    assert_eq!(current[0].status, FindingStatus::Muted);
     assert_eq!(store.findings(Some(FindingStatus::Muted), None).await.expect("muted").len(), 1);
 
-    let expired = store.reconcile_findings(&[a(t(6), "y")], t(6), &sinks).await.expect("t6");
-    assert_eq!(expired.current[0].status, FindingStatus::Open);
+    let mut current = [a(t(6), "y")];
+    store.reconcile_findings(&mut current, t(6), &sinks).await.expect("t6");
+    assert_eq!(current[0].status, FindingStatus::Open);
     let pending = store.pending_outbox(t(6), 10).await.expect("pending after expiry");
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].event.event, EventKind::Opened);
@@ -339,7 +345,7 @@ async fn outbox_pending_and_marks(url: String) {
     let sinks = sinks();
     let a = finding("a", Severity::High, "x", t(1));
     let b = finding("b", Severity::High, "x", t(1));
-    store.reconcile_findings(&[a.clone(), b.clone()], t(1), &sinks).await.expect("t1");
+    store.reconcile_findings(&mut [a.clone(), b.clone()], t(1), &sinks).await.expect("t1");
     let pending = store.pending_outbox(t(1), 10).await.expect("pending");
     assert_eq!(pending.len(), 2);
     assert!(pending[0].id < pending[1].id);
@@ -360,7 +366,7 @@ async fn outbox_pending_and_marks(url: String) {
 
     // The finding resolves while its `opened` is still undelivered: the
     // `resolved` row waits behind it, whatever the retry times.
-    store.reconcile_findings(std::slice::from_ref(&b), t(2), &sinks).await.expect("t2");
+    store.reconcile_findings(&mut [b.clone()], t(2), &sinks).await.expect("t2");
     let due = store.pending_outbox(t(3), 10).await.expect("due at t3");
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].id, due[0].event.event), (first.id, EventKind::Opened));
@@ -391,7 +397,7 @@ async fn outbox_claims_are_exclusive(url: String) {
     let store = Store::open(&url).await.expect("open");
     let other = Store::open(&url).await.expect("second replica");
     let findings: Vec<Finding> = (0..4).map(|i| finding(&format!("f{i}"), Severity::High, "x", t(1))).collect();
-    store.reconcile_findings(&findings, t(1), &sinks()).await.expect("t1");
+    store.reconcile_findings(&mut findings.clone(), t(1), &sinks()).await.expect("t1");
     let mut mine = store.claim_outbox(t(1), 2).await.expect("claim");
     assert_eq!(mine.rows().len(), 2);
     let theirs = other.claim_outbox(t(1), 10).await.expect("other claim");
@@ -418,11 +424,12 @@ async fn concurrent_reconciliations_queue_each_event_once(url: String) {
     };
     let sinks = sinks();
     let findings: Vec<Finding> = (0..20).map(|i| finding(&format!("f{i}"), Severity::High, "x", t(1))).collect();
-    store.reconcile_findings(&findings, t(1), &sinks).await.expect("t1");
+    store.reconcile_findings(&mut findings.clone(), t(1), &sinks).await.expect("t1");
     let changed: Vec<Finding> = findings.iter().map(|f| finding(&f.subject, Severity::High, "y", t(2))).collect();
+    let (mut mine, mut theirs) = (changed.clone(), changed);
     let (one, two) = tokio::join!(
-        store.reconcile_findings(&changed, t(2), &sinks),
-        other.reconcile_findings(&changed, t(2), &sinks)
+        store.reconcile_findings(&mut mine, t(2), &sinks),
+        other.reconcile_findings(&mut theirs, t(2), &sinks)
     );
     let total = one.expect("one").outbox_rows + two.expect("two").outbox_rows;
     assert_eq!(total, 20, "each `updated` is queued once");

@@ -6,9 +6,9 @@
 //! `baseline_window_days` (a grant the source does not date is not "added").
 
 use super::{Context, Rule, code_list, days, distinct_paths, is_prod};
-use crate::access::{AccessEntry, AccessId, AccessSet};
+use crate::access::{AccessEntry, AccessId, AccessSet, Link};
 use crate::findings::{Finding, Severity};
-use crate::model::{Edge, EdgeKind};
+use crate::model::EdgeKind;
 use chrono::{DateTime, Duration, Utc};
 use petgraph::graph::NodeIndex;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -214,8 +214,8 @@ fn held_before(previous: &AccessSet, principal: &str, resource: &str) -> BTreeSe
 /// Live grant edges by (grantee, resource), to date the last hop of a path
 /// on a first snapshot. Most pairs have one grant: only the others allocate.
 struct GrantIndex<'g> {
-    first: FxHashMap<(NodeIndex, NodeIndex), &'g Edge>,
-    more: FxHashMap<(NodeIndex, NodeIndex), Vec<&'g Edge>>,
+    first: FxHashMap<(NodeIndex, NodeIndex), &'g Link>,
+    more: FxHashMap<(NodeIndex, NodeIndex), Vec<&'g Link>>,
 }
 
 impl<'g> GrantIndex<'g> {
@@ -240,7 +240,7 @@ impl<'g> GrantIndex<'g> {
         let first = self.first.get(&key)?;
         let mut dates = std::iter::once(*first)
             .chain(self.more.get(&key).into_iter().flatten().copied())
-            .filter(|e| e.actions.iter().any(|a| *a == entry.action) && e.expires_at.is_none_or(|at| at > ctx.now))
+            .filter(|e| e.actions.contains(&entry.action) && e.expires_at.is_none_or(|at| at > ctx.now))
             .map(|e| e.granted_at)
             .peekable();
         dates.peek()?;

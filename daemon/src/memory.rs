@@ -1,0 +1,32 @@
+//! The process's own memory figures, for debug logs and the scale bench:
+//! at 100k people an analysis is gigabytes, and which step holds them is
+//! what an operator sizing a host (or a developer) needs to see.
+
+/// A memory field of `/proc/self/status` (`VmRSS`: resident now, `VmHWM`:
+/// the peak), in MiB. None where the kernel does not give it (not Linux).
+pub fn status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+}
+
+/// Resident memory now, in whole MiB (0 where unknown).
+pub fn resident_mib() -> u64 {
+    status_mib("VmRSS").unwrap_or(0.0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn reads_this_process_memory() {
+        let resident = super::status_mib("VmRSS").expect("VmRSS on Linux");
+        let peak = super::status_mib("VmHWM").expect("VmHWM on Linux");
+        assert!(resident > 0.0 && peak >= resident, "{resident} {peak}");
+        assert_eq!(super::status_mib("VmNothing"), None);
+    }
+}
