@@ -117,6 +117,8 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
             parse_and_map("apps", "apps.json", &apps_bytes).expect("apps maps"),
         ]
     });
+    // A daemon holds no source file once mapped.
+    drop((idp_bytes, apps_bytes));
     let edges: usize = fragments.iter().map(|f| f.edges.len()).sum();
     let nodes: usize = fragments.iter().map(|f| f.nodes.len()).sum();
     let resolve = pipeline::resolve_settings(&config);
@@ -274,6 +276,7 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
         pipeline::load_graph(&config, &store, None).await.expect("graph")
     })
     .await;
+    release_free_heap();
     note(&mut phases, format!("the graph holds {:.0} MiB", rss_mib() - resident));
     drop(graph);
 

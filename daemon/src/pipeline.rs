@@ -181,8 +181,23 @@ pub async fn load_graph(
     at: Option<DateTime<Utc>>,
 ) -> Result<AccessGraph, PipelineError> {
     let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
-    // Streamed into the graph: the decoded edges are never all held at once.
-    let mut builder = GraphBuilder::new(store.load_nodes(&sources, at).await?, 0)?;
+    // Streamed into the graph: the decoded rows are never all held at once.
+    let (nodes, edges) = store.count_rows(&sources, at).await?;
+    let capacity = |n: u64| usize::try_from(n).unwrap_or(0);
+    let mut builder = GraphBuilder::with_capacity(capacity(nodes), capacity(edges));
+    let mut duplicate = None;
+    store
+        .load_nodes_into(&sources, at, |chunk| {
+            for node in chunk {
+                if let Err(error) = builder.add_node(node) {
+                    duplicate.get_or_insert(error);
+                }
+            }
+        })
+        .await?;
+    if let Some(error) = duplicate {
+        return Err(error.into());
+    }
     store.load_edges_into(&sources, at, |chunk| chunk.into_iter().for_each(|edge| builder.add_edge(edge))).await?;
     Ok(builder.finish(&config.catalog, &resolve_settings(config)))
 }
@@ -621,6 +636,8 @@ mod tests {
         for at in [None, Some(t1)] {
             let streamed = load_graph(&config, &store, at).await.expect("streamed");
             let (nodes, edges) = store.load_rows(&sources, at).await.expect("rows");
+            let counted = store.count_rows(&sources, at).await.expect("count");
+            assert_eq!(counted, (nodes.len() as u64, edges.len() as u64), "the capacity hint is exact");
             let built = AccessGraph::build(nodes, edges, &config.catalog, &resolve_settings(&config)).expect("built");
             assert!(streamed.edges().count() > 100, "the graph has edges");
             assert_eq!(streamed.nodes().collect::<Vec<_>>(), built.nodes().collect::<Vec<_>>());

@@ -96,21 +96,28 @@ pub struct GraphBuilder {
 }
 
 impl GraphBuilder {
-    /// Starts a graph with every node; `edges` is a capacity hint.
-    pub fn new(nodes: Vec<Node>, edges: usize) -> Result<GraphBuilder, GraphError> {
-        let mut graph = DiGraph::with_capacity(nodes.len(), edges);
-        let mut index = HashMap::with_capacity(nodes.len());
-        for node in nodes {
-            if index.contains_key(&node.id) {
-                return Err(GraphError::DuplicateNode(node.id));
-            }
-            let id = node.id.clone();
-            let ix = graph.add_node(node);
-            index.insert(id, ix);
-        }
+    /// An empty graph with room for `nodes` nodes and `edges` edges (hints:
+    /// it grows past them). Add every node before the edges between them.
+    pub fn with_capacity(nodes: usize, edges: usize) -> GraphBuilder {
         let mut lists = HashMap::new();
         lists.insert(Vec::new(), Arc::from(Vec::new()));
-        Ok(GraphBuilder { graph, index, actions: HashMap::new(), lists })
+        GraphBuilder {
+            graph: DiGraph::with_capacity(nodes, edges),
+            index: HashMap::with_capacity(nodes),
+            actions: HashMap::new(),
+            lists,
+        }
+    }
+
+    /// Adds a node; ids are unique.
+    pub fn add_node(&mut self, node: Node) -> Result<(), GraphError> {
+        if self.index.contains_key(&node.id) {
+            return Err(GraphError::DuplicateNode(node.id));
+        }
+        let id = node.id.clone();
+        let ix = self.graph.add_node(node);
+        self.index.insert(id, ix);
+        Ok(())
     }
 
     /// Adds an edge. One whose endpoints are unknown is dropped (a source
@@ -159,8 +166,6 @@ impl GraphBuilder {
         };
         built.resolve_people(resolve);
         built.resolve_owners();
-        // Edges streamed in grow the edge list by doubling.
-        built.graph.shrink_to_fit();
         built
     }
 }
@@ -182,7 +187,10 @@ impl AccessGraph {
         catalog: &Catalog,
         resolve: &ResolveSettings,
     ) -> Result<AccessGraph, GraphError> {
-        let mut builder = GraphBuilder::new(nodes, edges.len())?;
+        let mut builder = GraphBuilder::with_capacity(nodes.len(), edges.len());
+        for node in nodes {
+            builder.add_node(node)?;
+        }
         for edge in edges {
             builder.add_edge(edge);
         }
