@@ -11,29 +11,15 @@ use accessgraph_graph::{Fragment, PolicyEngine, analyze};
 use chrono::{DateTime, Duration, Utc};
 use std::time::Instant;
 
+/// Resets the peak after handing the heap earlier phases freed back to the
+/// kernel, so that a phase's RSS is what is live plus what the phase itself
+/// takes (glibc keeps freed memory mapped, and a phase reusing it shows no
+/// growth).
 fn reset_peak() {
-    release_free_heap();
+    memory::release_free_heap();
     // Linux: writing 5 resets VmHWM to the current RSS.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
-
-/// Hands the heap that earlier phases freed back to the kernel, so that a
-/// phase's RSS is what is live plus what the phase itself takes (glibc
-/// keeps freed memory mapped, and a phase reusing it shows no growth).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_free_heap() {
-    unsafe extern "C" {
-        fn malloc_trim(pad: usize) -> i32;
-    }
-    // SAFETY: glibc's malloc_trim only returns free heap pages to the
-    // kernel; it takes no pointers and is safe to call at any time.
-    unsafe {
-        malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_free_heap() {}
 
 /// The high-water mark since the last reset, in MiB.
 fn peak_mib() -> f64 {
@@ -276,7 +262,7 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
         pipeline::load_graph(&config, &store, None).await.expect("graph")
     })
     .await;
-    release_free_heap();
+    memory::release_free_heap();
     note(&mut phases, format!("the graph holds {:.0} MiB", rss_mib() - resident));
     drop(graph);
 

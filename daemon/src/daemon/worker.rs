@@ -76,6 +76,9 @@ pub(crate) async fn analyze(shared: &Shared) {
             shared.metrics.analysis("failed", seconds);
         }
     }
+    // The graph and the analysis are gone; keep only what is held.
+    crate::memory::release_free_heap();
+    tracing::debug!(rss_mib = crate::memory::resident_mib(), "analysis memory returned");
 }
 
 pub(super) async fn delivery_loop(shared: Arc<Shared>, options: RunOptions, mut stop: watch::Receiver<bool>) {
