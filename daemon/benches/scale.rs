@@ -134,8 +134,10 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
     }
     // The daemon's case: a previous snapshot to compare with (1 % of the
     // access missing from it).
+    let all = access.triples(&graph);
     let previous: accessgraph_graph::AccessSet =
-        access.triples(&graph).into_iter().enumerate().filter(|(i, _)| i % 100 != 0).map(|(_, t)| t).collect();
+        all.iter().enumerate().filter(|(i, _)| i % 100 != 0).map(|(_, t)| t).collect();
+    drop(all);
     let ctx = Context {
         graph: &graph,
         access: &access,

@@ -447,15 +447,16 @@ async fn baseline_new_sources(
     if new.is_empty() {
         return Ok(());
     }
-    for entry in graph.effective_access(now).entries() {
-        if new.contains(graph.node(entry.resource).source.as_str()) {
-            baseline.insert((
-                graph.node(entry.principal).id.as_str().into(),
-                graph.node(entry.resource).id.as_str().into(),
-                entry.action.as_str().into(),
-            ));
-        }
-    }
+    let access = graph.effective_access(now);
+    let joined: AccessSet = access
+        .entries()
+        .iter()
+        .filter(|entry| new.contains(graph.node(entry.resource).source.as_str()))
+        .map(|entry| {
+            (graph.node(entry.principal).id.as_str(), graph.node(entry.resource).id.as_str(), entry.action.as_str())
+        })
+        .collect();
+    *baseline = baseline.union(&joined);
     Ok(())
 }
 

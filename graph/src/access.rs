@@ -986,27 +986,30 @@ impl EffectiveAccess {
     /// The (principal id, resource id, action) triples, for diffs between
     /// snapshots. Each distinct id and action is allocated once and shared.
     pub fn triples(&self, graph: &AccessGraph) -> AccessSet {
-        let mut ids: FxHashMap<NodeIndex, AccessId> = FxHashMap::default();
-        let mut actions: HashMap<&str, AccessId> = HashMap::new();
-        let mut id =
-            |ix: NodeIndex| ids.entry(ix).or_insert_with(|| AccessId::from(graph.node(ix).id.as_str())).clone();
-        self.entries
-            .iter()
-            .map(|e| {
-                let action =
-                    actions.entry(e.action.as_str()).or_insert_with(|| AccessId::from(e.action.as_str())).clone();
-                (id(e.principal), id(e.resource), action)
-            })
-            .collect()
+        let mut names: Vec<AccessId> = Vec::new();
+        let mut nodes: FxHashMap<NodeIndex, u32> = FxHashMap::default();
+        // Actions are shared allocations: one look-up per distinct one.
+        let mut actions: FxHashMap<usize, u32> = FxHashMap::default();
+        let mut triples = Vec::with_capacity(self.entries.len());
+        for entry in &self.entries {
+            let mut node = |ix: NodeIndex| {
+                *nodes.entry(ix).or_insert_with(|| {
+                    names.push(AccessId::from(graph.node(ix).id.as_str()));
+                    (names.len() - 1) as u32
+                })
+            };
+            let (principal, resource) = (node(entry.principal), node(entry.resource));
+            let action = *actions.entry(entry.action.key()).or_insert_with(|| {
+                names.push(AccessId::from(entry.action.as_str()));
+                (names.len() - 1) as u32
+            });
+            triples.push([principal, resource, action]);
+        }
+        AccessSet::from_parts(names, triples)
     }
 }
 
-/// A shared id or action in an [`AccessSet`]: at L a set holds millions of
-/// triples over about 160k distinct ids, so each is stored once.
-pub type AccessId = Arc<str>;
-
-/// Effective access as plain ids: what a snapshot is compared by.
-pub type AccessSet = BTreeSet<(AccessId, AccessId, AccessId)>;
+pub use crate::access_set::{AccessId, AccessSet};
 
 #[cfg(test)]
 mod parallel_tests {

@@ -1,7 +1,7 @@
 //! What changed between two snapshots: effective access, credentials and
 //! non-human identities.
 
-use crate::access::{AccessGraph, AccessId, AccessSet};
+use crate::access::{AccessGraph, AccessSet};
 use crate::model::{Node, NodeKind};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -24,7 +24,7 @@ pub fn diff(before: &AccessSet, after: &AccessSet) -> AccessDiff {
     }
 }
 
-fn owned((principal, resource, action): &(AccessId, AccessId, AccessId)) -> (String, String, String) {
+fn owned((principal, resource, action): (&str, &str, &str)) -> (String, String, String) {
     (principal.to_string(), resource.to_string(), action.to_string())
 }
 
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn lists_added_and_removed() {
         let set = |triples: &[(String, String, String)]| -> AccessSet {
-            triples.iter().map(|(p, r, a)| (p.as_str().into(), r.as_str().into(), a.as_str().into())).collect()
+            triples.iter().map(|(p, r, a)| (p.as_str(), r.as_str(), a.as_str())).collect()
         };
         let before = set(&[t("p", "r", "read"), t("p", "r", "write")]);
         let after = set(&[t("p", "r", "read"), t("q", "r", "read")]);

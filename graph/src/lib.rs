@@ -9,6 +9,7 @@ pub mod settings;
 pub use findings::{Finding, FindingStatus, Severity};
 pub use model::{Edge, EdgeKind, Fragment, LastUse, Node, NodeKind};
 pub mod access;
+pub mod access_set;
 pub use access::{AccessEntry, AccessGraph, AccessSet, EffectiveAccess, GraphBuilder, Link, Owner, ResolveSettings};
 pub mod policy;
 pub use policy::{Denial, PolicyEngine};

@@ -248,7 +248,6 @@ fn widened(added: &[Triple], removed: &[Triple], current: &accessgraph_graph::Ac
     // Before = (current − added) ∪ removed.
     let before_pairs: BTreeSet<(&str, &str)> = current
         .iter()
-        .map(|(p, r, a)| (&**p, &**r, &**a))
         .filter(|t| !added_set.contains(t))
         .chain(removed.iter().map(borrowed))
         .map(|(p, r, _)| (p, r))
@@ -326,7 +325,7 @@ mod tests {
         let current: accessgraph_graph::AccessSet =
             [t("p", "r", "read"), t("p", "r", "write"), t("q", "r", "read"), t("s", "x", "admin")]
                 .iter()
-                .map(|(p, r, a)| (p.as_str().into(), r.as_str().into(), a.as_str().into()))
+                .map(|(p, r, a)| (p.as_str(), r.as_str(), a.as_str()))
                 .collect();
         let added = vec![t("p", "r", "write"), t("q", "r", "read"), t("s", "x", "admin")];
         // `s` lost `read` on `x` and gained `admin`: also widened (it had access).

@@ -6,7 +6,7 @@
 //! `baseline_window_days` (a grant the source does not date is not "added").
 
 use super::{Context, Rule, code_list, days, distinct_paths, is_prod};
-use crate::access::{AccessEntry, AccessId, AccessSet, Link};
+use crate::access::{AccessEntry, AccessSet, Link};
 use crate::findings::{Finding, Severity};
 use crate::model::EdgeKind;
 use chrono::{DateTime, Duration, Utc};
@@ -175,20 +175,14 @@ struct Before {
 
 impl Before {
     fn index(ctx: &Context<'_>, previous: &AccessSet) -> Before {
-        // The set shares each id and action (`AccessSet`): look each up
-        // once, by address.
-        let mut nodes: FxHashMap<*const u8, Option<NodeIndex>> = FxHashMap::default();
-        let mut find = |id: &AccessId| *nodes.entry(Arc::as_ptr(id).cast::<u8>()).or_insert_with(|| ctx.graph.find(id));
+        // Each id and action of the set is looked up once.
+        let nodes: Vec<Option<NodeIndex>> = previous.names().iter().map(|id| ctx.graph.find(id)).collect();
         let mut actions: HashMap<Arc<str>, u32> = HashMap::new();
-        let mut action_numbers: FxHashMap<*const u8, u32> = FxHashMap::default();
         let mut held = FxHashSet::default();
-        for (principal, resource, action) in previous {
-            if let (Some(p), Some(r)) = (find(principal), find(resource)) {
-                let next = actions.len() as u32;
-                let number = *action_numbers
-                    .entry(Arc::as_ptr(action).cast::<u8>())
-                    .or_insert_with(|| *actions.entry(Arc::clone(action)).or_insert(next));
-                held.insert((p, r, number));
+        for &[principal, resource, action] in previous.index_triples() {
+            if let (Some(p), Some(r)) = (nodes[principal as usize], nodes[resource as usize]) {
+                actions.entry(Arc::clone(&previous.names()[action as usize])).or_insert(action);
+                held.insert((p, r, action));
             }
         }
         Before { held, actions }
@@ -203,12 +197,7 @@ impl Before {
 
 /// The actions a (principal, resource) held in the previous snapshot.
 fn held_before(previous: &AccessSet, principal: &str, resource: &str) -> BTreeSet<String> {
-    let from: (AccessId, AccessId, AccessId) = (principal.into(), resource.into(), "".into());
-    previous
-        .range(from..)
-        .take_while(|(p, r, _)| **p == *principal && **r == *resource)
-        .map(|(_, _, action)| action.to_string())
-        .collect()
+    previous.actions_of(principal, resource).map(str::to_string).collect()
 }
 
 /// Live grant edges by (grantee, resource), to date the last hop of a path
