@@ -372,7 +372,7 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     };
     let any_failed = sources.iter().any(|s| s.error.is_some());
     let step = progress.as_ref().map(|p| p.step("analysis", "analyzing"));
-    let cycle = pipeline::analyze_and_record(&config, &store, now, sources, None).await.map_err(internal)?;
+    let mut cycle = pipeline::analyze_and_record(&config, &store, now, sources, None).await.map_err(internal)?;
     if let Some(step) = step {
         step.done(format!("{} findings", cycle.analysis.findings.len()));
     }
@@ -381,7 +381,8 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
         let delivery = pipeline::deliver_outbox(&config, &store, now).await.map_err(internal)?;
         tracing::info!(delivered = delivery.delivered, failed = delivery.failed, "remediation requests filed");
     }
-    let mut report = Report::from_cycle(&cycle);
+    let mut report = Report::from_cycle(&mut cycle);
+    drop(cycle);
     if args.format == Format::Html {
         report = report.with_history(&store.analysis_history(TREND_SNAPSHOTS).await.map_err(internal)?);
     }

@@ -54,14 +54,15 @@ pub(crate) async fn analyze(shared: &Shared) {
     lease.release().await;
     let seconds = started.elapsed().as_secs_f64();
     match result {
-        Ok(cycle) => {
-            let report = Report::from_cycle(&cycle);
+        Ok(mut cycle) => {
+            let findings = cycle.analysis.findings.len();
+            let report = Report::from_cycle(&mut cycle);
             let report = match shared.store.analysis_history(TREND_SNAPSHOTS).await {
                 Ok(history) => report.with_history(&history),
                 Err(_) => report,
             };
             tracing::info!(
-                findings = cycle.analysis.findings.len(),
+                findings,
                 changes = cycle.reconciled.changes.len(),
                 queued = cycle.reconciled.outbox_rows,
                 duration_ms = (seconds * 1000.0) as u64,

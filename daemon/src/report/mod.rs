@@ -139,11 +139,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// The report of one cycle.
-    pub fn from_cycle(cycle: &Cycle) -> Report {
-        let mut findings = cycle.analysis.findings.clone();
+    /// The report of one cycle. It takes the cycle's findings (current and
+    /// resolved) instead of copying them: at 100k people a copy is 200 MB
+    /// beside the analysis.
+    pub fn from_cycle(cycle: &mut Cycle) -> Report {
+        let mut findings = std::mem::take(&mut cycle.analysis.findings);
         accessgraph_graph::analyze::sort_findings(&mut findings);
-        let mut resolved = cycle.reconciled.resolved.clone();
+        let mut resolved = std::mem::take(&mut cycle.reconciled.resolved);
         accessgraph_graph::analyze::sort_findings(&mut resolved);
         findings.extend(resolved);
         let access_widened = widened(&cycle.changes.added, &cycle.changes.removed, &cycle.access_set);
