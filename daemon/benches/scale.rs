@@ -330,8 +330,22 @@ fn print_phases(name: &str, size: synth::Size, nodes: usize, edges: usize, phase
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let sizes: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let option = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
+    // `--generate DIR`: write the synthetic enterprise of the (one) size
+    // into DIR and stop, to run the real binary on it
+    // (`accessgraph scan --config DIR/accessgraph.toml`).
+    let generate = option("--generate");
+    let sizes: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-') && Some(a) != generate.as_ref() && Some(a) != option("--queries").as_ref())
+        .collect();
     let sizes = if sizes.is_empty() { vec!["S".to_string()] } else { sizes };
+    if let Some(dir) = generate {
+        let size = synth::Size::named(&sizes[0]).ok_or("unknown size (XS, S, M, L)")?;
+        let generated = synth::generate(std::path::Path::new(&dir), size, 7)?;
+        println!("{}", generated.config.display());
+        return Ok(());
+    }
     // `--analysis-only`: stop after the in-memory phases (no store).
     let analysis_only = std::env::args().any(|a| a == "--analysis-only");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -339,7 +353,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (statements logged with `RUST_LOG=sqlx=debug`), to profile queries.
     // `RUST_LOG=accessgraph_daemon=debug` shows the steps of each analysis.
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    if let Some(dir) = std::env::args().skip_while(|a| a != "--queries").nth(1) {
+    if let Some(dir) = option("--queries") {
         return runtime.block_on(queries_only(std::path::Path::new(&dir)));
     }
     for size in sizes {

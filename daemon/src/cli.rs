@@ -377,12 +377,14 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
         step.done(format!("{} findings", cycle.analysis.findings.len()));
     }
     drop(progress);
+    // The report takes the findings; the graph and the access are not
+    // needed while the requests are filed.
+    let mut report = Report::from_cycle(&mut cycle);
+    drop(cycle);
     if !args.no_file {
         let delivery = pipeline::deliver_outbox(&config, &store, now).await.map_err(internal)?;
         tracing::info!(delivered = delivery.delivered, failed = delivery.failed, "remediation requests filed");
     }
-    let mut report = Report::from_cycle(&mut cycle);
-    drop(cycle);
     if args.format == Format::Html {
         report = report.with_history(&store.analysis_history(TREND_SNAPSHOTS).await.map_err(internal)?);
     }

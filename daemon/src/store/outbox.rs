@@ -149,3 +149,19 @@ impl Store {
         Ok(at.map(from_micros))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Claims walk the undelivered rows in id order and stop at the limit,
+    /// instead of sorting every undelivered row (migration 0007).
+    #[tokio::test]
+    async fn sqlite_claims_due_rows_in_index_order() {
+        use crate::testdb::PlanValue;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            super::Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.expect("store");
+        let plan = crate::testdb::sqlite_plan(&store, super::DUE, vec![PlanValue::Int(1), PlanValue::Int(100)]).await;
+        assert!(plan.iter().any(|step| step.contains("outbox_due")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{plan:?}");
+    }
+}
