@@ -97,6 +97,10 @@ async fn sync_source_stamped(
         }
         Err(error) => Err(error),
     };
+    // The fragment is gone. Its memory was allocated on the threads that
+    // parsed it, whose heaps the analysis does not reuse: at 100k people a
+    // scan held 1.4 GB of freed parse memory through the whole analysis.
+    crate::memory::release_free_heap();
     let duration_ms = started.elapsed().as_millis() as u64;
     let outcome = match result {
         Ok((stats, unread)) => {
