@@ -1045,6 +1045,46 @@ mod parallel_tests {
 }
 
 #[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    /// The graph keeps millions of links: one that grows (a `String`, a
+    /// `Vec` of its own) shows at 100k people as hundreds of megabytes.
+    #[test]
+    fn a_link_stays_small() {
+        assert!(std::mem::size_of::<Link>() <= 48, "{}", std::mem::size_of::<Link>());
+    }
+
+    /// Edges with equal action lists share one list, and equal actions one
+    /// allocation across lists (walks deduplicate by it); `edges()` gives
+    /// back what was built.
+    #[test]
+    fn action_lists_are_shared_and_edges_come_back() {
+        let nodes = ["a", "b", "r"].map(|k| Node::new(format!("t:user:{k}"), NodeKind::Human, "t", k));
+        let mut nodes = nodes.to_vec();
+        nodes[2].kind = NodeKind::Resource;
+        let mut edges = vec![
+            Edge::grant("t:user:a", "t:user:r", ["read", "write"]),
+            Edge::grant("t:user:b", "t:user:r", ["read", "write"]),
+            Edge::grant("t:user:b", "t:user:r", ["read"]),
+        ];
+        edges[2].expires_at = Some("2030-01-01T00:00:00Z".parse().expect("time"));
+        let graph =
+            AccessGraph::build(nodes, edges.clone(), &Catalog::default(), &ResolveSettings::default()).expect("builds");
+        let links: Vec<&Link> = graph.edges_of_kind(EdgeKind::Grant).map(|(_, _, link)| link).collect();
+        assert_eq!(links.len(), 3);
+        let read = |link: &Link| link.actions.iter().find(|a| a.as_str() == "read").map(Action::key);
+        let pairs: Vec<_> = links.iter().filter(|l| l.actions.len() == 2).collect();
+        assert!(Arc::ptr_eq(&pairs[0].actions, &pairs[1].actions), "one list for equal lists");
+        assert!(links.iter().all(|l| read(l) == read(links[0])), "one allocation per action");
+        let mut back: Vec<Edge> = graph.edges().filter(|e| e.kind == EdgeKind::Grant).collect();
+        back.sort_by(|x, y| (&x.from, &x.actions).cmp(&(&y.from, &y.actions)));
+        edges.sort_by(|x, y| (&x.from, &x.actions).cmp(&(&y.from, &y.actions)));
+        assert_eq!(back, edges);
+    }
+}
+
+#[cfg(test)]
 mod identifier_tests {
     use super::*;
 
