@@ -79,6 +79,9 @@ fn same_record(old: &Finding, new: &Finding) -> bool {
 /// Rows per multi-row INSERT: under both databases' bind limits.
 const BATCH: usize = 200;
 
+/// Fingerprints per `IN (…)` look-up of resolved findings.
+const LOOKUP_BATCH: usize = 500;
+
 /// `store_meta` key: the instant of the last reconciliation. Every finding
 /// not resolved was seen by it, so its `last_seen` is that instant; the row
 /// keeps the instant it was last written. Moving one value instead of
@@ -146,10 +149,35 @@ impl Store {
         let mut stored: BTreeMap<String, Stored> = BTreeMap::new();
         {
             // Decoded as they come: the rows are never all held beside them.
-            let mut rows = sqlx::query(sqlx::AssertSqlSafe(select_findings(""))).fetch(&mut *tx);
+            // Resolved findings are history that grows every cycle; only
+            // those this analysis has again (reopened) are read, below.
+            let sql = select_findings(" WHERE status IN ('open', 'muted')");
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *tx);
             while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
                 let entry = row_to_finding(&row)?;
                 stored.insert(entry.finding.fingerprint.clone(), entry);
+            }
+        }
+        let unseen: Vec<&str> =
+            findings.iter().map(|f| f.fingerprint.as_str()).filter(|fp| !stored.contains_key(*fp)).collect();
+        let resolved: i64 = sqlx::query("SELECT COUNT(*) AS n FROM findings WHERE status = 'resolved'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if resolved > 0 {
+            for chunk in unseen.chunks(LOOKUP_BATCH) {
+                let tail = format!(
+                    " WHERE status = 'resolved' AND fingerprint IN ({})",
+                    self.backend.param_list(1, chunk.len())
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(select_findings(&tail)));
+                for fingerprint in chunk {
+                    query = query.bind(*fingerprint);
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    let entry = row_to_finding(&row)?;
+                    stored.insert(entry.finding.fingerprint.clone(), entry);
+                }
             }
         }
         let mut updated = 0u64;

@@ -297,23 +297,30 @@ async fn reconcile_lifecycle(url: String) {
 }
 
 /// Resolutions are written in batches (several, here): every finding gone
-/// is resolved once, last seen by the reconciliation before.
+/// is resolved once, last seen by the reconciliation before. Findings that
+/// come back are found among the resolved ones (looked up in batches too)
+/// and reopened with their first sighting.
 async fn many_findings_resolve_in_batches(url: String) {
     let store = Store::open(&url).await.expect("open");
     let sinks = sinks();
-    let many: Vec<Finding> = (0..450).map(|i| finding(&format!("s{i}"), Severity::Medium, "x", t(1))).collect();
+    let many: Vec<Finding> = (0..1100).map(|i| finding(&format!("s{i}"), Severity::Medium, "x", t(1))).collect();
     store.reconcile_findings(&mut many.clone(), t(1), &sinks).await.expect("t1");
     store.reconcile_findings(&mut many.clone(), t(2), &sinks).await.expect("t2");
     let gone = store.reconcile_findings(&mut many[..50].to_vec(), t(3), &sinks).await.expect("t3");
-    assert_eq!(gone.resolved.len(), 400);
-    assert_eq!(gone.changes.iter().filter(|(e, _)| e.as_str() == "resolved").count(), 400);
+    assert_eq!(gone.resolved.len(), 1050);
+    assert_eq!(gone.changes.iter().filter(|(e, _)| e.as_str() == "resolved").count(), 1050);
     let resolved = store.findings(Some(FindingStatus::Resolved), None).await.expect("resolved");
-    assert_eq!(resolved.len(), 400);
+    assert_eq!(resolved.len(), 1050);
     assert!(resolved.iter().all(|f| f.last_seen == t(2) && f.first_seen == t(1)), "{:?}", resolved.first());
     let open = store.findings(Some(FindingStatus::Open), None).await.expect("open");
     assert!(open.len() == 50 && open.iter().all(|f| f.last_seen == t(3)));
     let back = store.reconcile_findings(&mut many[..60].to_vec(), t(4), &sinks).await.expect("t4");
     assert_eq!(back.changes.iter().filter(|(e, _)| e.as_str() == "reopened").count(), 10);
+    let mut all = many.clone();
+    let again = store.reconcile_findings(&mut all, t(5), &sinks).await.expect("t5");
+    assert_eq!(again.changes.iter().filter(|(e, _)| e.as_str() == "reopened").count(), 1040);
+    assert!(all.iter().all(|f| f.first_seen == t(1) && f.status == FindingStatus::Open), "{:?}", all.last());
+    assert!(store.findings(Some(FindingStatus::Resolved), None).await.expect("none resolved").is_empty());
 }
 
 async fn mute_holds_events_until_it_expires(url: String) {
