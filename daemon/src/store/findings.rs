@@ -126,7 +126,9 @@ fn row_to_finding(row: &sqlx::any::AnyRow) -> Result<Stored, StoreError> {
 
 impl Store {
     /// Reconciles the findings of an analysis at `now` with the stored ones
-    /// and queues each state change for every sink that takes it.
+    /// and queues each state change for every sink that takes it. Each
+    /// finding is updated in place with its stored lifecycle (status, first
+    /// and last sighting).
     pub async fn reconcile_findings(
         &self,
         findings: &mut [Finding],

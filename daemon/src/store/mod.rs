@@ -15,7 +15,7 @@ mod sync;
 mod tests;
 mod tickets;
 
-pub use findings::{Reconciled, StateChange};
+pub use findings::{Changed, Reconciled, StateChange};
 pub use http_cache::StoreResponseCache;
 pub use lease::{Lease, lease_key};
 pub use neighbourhood::{Endpoint, HumanKey, StoredEdge};
