@@ -423,8 +423,13 @@ impl Step {
     }
 
     fn done(&mut self, what: &str) {
-        let (elapsed_ms, rss_mib) = (self.0.elapsed().as_millis() as u64, crate::memory::resident_mib());
-        tracing::debug!(step = what, elapsed_ms, rss_mib, "analysis step");
+        // Fields are read only when debug logging is on.
+        tracing::debug!(
+            step = what,
+            elapsed_ms = self.0.elapsed().as_millis() as u64,
+            rss_mib = crate::memory::resident_mib(),
+            "analysis step"
+        );
         self.0 = Instant::now();
     }
 }
