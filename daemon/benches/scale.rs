@@ -206,16 +206,12 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
     .await;
     note(&mut phases, format!("{} opened, {} closed", stats.opened, stats.closed));
     drop(fragment);
-    let findings =
-        measure_async(&mut phases, "1 % change: load + analysis + record (previous kept in memory)", async {
-            pipeline::analyze_and_record(&config, &store, even_later, Vec::new(), Some(baseline))
-                .await
-                .expect("cycle")
-                .analysis
-                .findings
-                .len()
-        })
-        .await;
+    let findings = measure_async(
+        &mut phases,
+        "1 % change: load + analysis + record (previous kept in memory)",
+        findings_of_cycle(&config, &store, even_later, Some(baseline)),
+    )
+    .await;
     note(&mut phases, format!("{findings} findings"));
     let steps = &phases[phases.len() - 3..];
     let total = Phase {
@@ -238,14 +234,7 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
     let findings = measure_async(
         &mut phases,
         "another change: load + analysis + record (previous rebuilt from the store)",
-        async {
-            pipeline::analyze_and_record(&config, &store, latest, Vec::new(), None)
-                .await
-                .expect("cycle")
-                .analysis
-                .findings
-                .len()
-        },
+        findings_of_cycle(&config, &store, latest, None),
     )
     .await;
     note(&mut phases, format!("{} opened, {} closed; {findings} findings", stats.opened, stats.closed));
@@ -299,6 +288,17 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
         percentile(&what, 0.99)
     );
     Ok(())
+}
+
+/// The daemon's analysis at `now` (with `baseline` when it kept one): the
+/// number of findings.
+async fn findings_of_cycle(
+    config: &accessgraph_config::Config,
+    store: &Store,
+    now: DateTime<Utc>,
+    baseline: Option<pipeline::Baseline>,
+) -> usize {
+    pipeline::analyze_and_record(config, store, now, Vec::new(), baseline).await.expect("cycle").analysis.findings.len()
 }
 
 async fn queries_only(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {

@@ -160,13 +160,13 @@ impl Store {
                 stored.insert(entry.finding.fingerprint.clone(), entry);
             }
         }
-        let unseen: Vec<&str> =
-            findings.iter().map(|f| f.fingerprint.as_str()).filter(|fp| !stored.contains_key(*fp)).collect();
         let resolved: i64 = sqlx::query("SELECT COUNT(*) AS n FROM findings WHERE status = 'resolved'")
             .fetch_one(&mut *tx)
             .await?
             .try_get("n")?;
         if resolved > 0 {
+            let unseen: Vec<&str> =
+                findings.iter().map(|f| f.fingerprint.as_str()).filter(|fp| !stored.contains_key(*fp)).collect();
             for chunk in unseen.chunks(LOOKUP_BATCH) {
                 let tail = format!(
                     " WHERE status = 'resolved' AND fingerprint IN ({})",

@@ -297,12 +297,9 @@ impl Store {
         &self,
         sources: &[String],
         at: Option<DateTime<Utc>>,
-        mut sink: impl FnMut(Vec<Node>),
+        sink: impl FnMut(Vec<Node>),
     ) -> Result<(), StoreError> {
-        for source in sources {
-            decode_bodies(self.current_bodies("nodes", source, at), &mut sink).await?;
-        }
-        Ok(())
+        self.load_into("nodes", sources, at, sink).await
     }
 
     /// The edges of [`Store::load_rows`], in its order, handed to `sink`
@@ -312,10 +309,24 @@ impl Store {
         &self,
         sources: &[String],
         at: Option<DateTime<Utc>>,
-        mut sink: impl FnMut(Vec<Edge>),
+        sink: impl FnMut(Vec<Edge>),
     ) -> Result<(), StoreError> {
+        self.load_into("edges", sources, at, sink).await
+    }
+
+    /// The decoded bodies of `table`'s rows of each source valid at `at`
+    /// (None: current), source by source; edges in the order they were written.
+    async fn load_into<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        table: &str,
+        sources: &[String],
+        at: Option<DateTime<Utc>>,
+        mut sink: impl FnMut(Vec<T>),
+    ) -> Result<(), StoreError> {
+        let order = if table == "edges" { format!(" ORDER BY {}", self.edge_seq_column()) } else { String::new() };
         for source in sources {
-            decode_bodies(self.current_bodies("edges", source, at), &mut sink).await?;
+            let rows = valid_rows("body", table, source, at, &order).fetch(&self.pool);
+            decode_bodies(rows, &mut sink).await?;
         }
         Ok(())
     }
@@ -327,50 +338,12 @@ impl Store {
         let mut counts = [0u64; 2];
         for (count, table) in counts.iter_mut().zip(["nodes", "edges"]) {
             for source in sources {
-                let (sql, at_us) = match at {
-                    None => (format!("SELECT COUNT(*) AS n FROM {table} WHERE source = $1 AND valid_to IS NULL"), None),
-                    Some(at) => (
-                        format!(
-                            "SELECT COUNT(*) AS n FROM {table} WHERE source = $1 AND valid_from <= $2 \
-                             AND (valid_to IS NULL OR valid_to > $2)"
-                        ),
-                        Some(to_micros(at)),
-                    ),
-                };
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source.as_str());
-                if let Some(at_us) = at_us {
-                    query = query.bind(at_us);
-                }
-                let n: i64 = query.fetch_one(&self.pool).await?.try_get("n")?;
+                let n: i64 =
+                    valid_rows("COUNT(*) AS n", table, source, at, "").fetch_one(&self.pool).await?.try_get("n")?;
                 *count += u64::try_from(n).unwrap_or(0);
             }
         }
         Ok((counts[0], counts[1]))
-    }
-
-    /// The bodies of one source's rows of `table` valid at `at` (None:
-    /// current); edges in the order they were written.
-    fn current_bodies<'a>(
-        &'a self,
-        table: &str,
-        source: &'a str,
-        at: Option<DateTime<Utc>>,
-    ) -> futures_util::stream::BoxStream<'a, Result<AnyRow, sqlx::Error>> {
-        let order = if table == "edges" { format!(" ORDER BY {}", self.edge_seq_column()) } else { String::new() };
-        let query = match at {
-            None => {
-                let sql = format!("SELECT body FROM {table} WHERE source = $1 AND valid_to IS NULL{order}");
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source)
-            }
-            Some(at) => {
-                let sql = format!(
-                    "SELECT body FROM {table} WHERE source = $1 AND valid_from <= $2 \
-                     AND (valid_to IS NULL OR valid_to > $2){order}"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).bind(to_micros(at))
-            }
-        };
-        query.fetch(&self.pool)
     }
 
     /// Records that an analysis ran at `at`.
@@ -444,6 +417,27 @@ impl Backend {
             sql.push(')');
         }
         sql
+    }
+}
+
+/// `SELECT {select} FROM {table}` of one source's rows valid at `at` (None:
+/// current), `tail` appended, with its values bound.
+fn valid_rows<'a>(
+    select: &str,
+    table: &str,
+    source: &'a str,
+    at: Option<DateTime<Utc>>,
+    tail: &str,
+) -> sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments> {
+    let when = match at {
+        None => "valid_to IS NULL",
+        Some(_) => "valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2)",
+    };
+    let sql = format!("SELECT {select} FROM {table} WHERE source = $1 AND {when}{tail}");
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source);
+    match at {
+        None => query,
+        Some(at) => query.bind(to_micros(at)),
     }
 }
 
