@@ -41,9 +41,16 @@ struct Phase {
     note: String,
 }
 
-fn measure<T>(phases: &mut Vec<Phase>, name: &str, work: impl FnOnce() -> T) -> T {
+/// Resets the peak and logs the start (`RUST_LOG=bench=info`), so that a
+/// profiler can be attached to one phase.
+fn phase_started(name: &str) -> f64 {
     reset_peak();
-    let before = rss_mib();
+    tracing::info!(target: "bench", "phase started: {name}");
+    rss_mib()
+}
+
+fn measure<T>(phases: &mut Vec<Phase>, name: &str, work: impl FnOnce() -> T) -> T {
+    let before = phase_started(name);
     let started = Instant::now();
     let out = work();
     let peak = peak_mib();
@@ -58,8 +65,7 @@ fn measure<T>(phases: &mut Vec<Phase>, name: &str, work: impl FnOnce() -> T) -> 
 }
 
 async fn measure_async<T>(phases: &mut Vec<Phase>, name: &str, work: impl std::future::Future<Output = T>) -> T {
-    reset_peak();
-    let before = rss_mib();
+    let before = phase_started(name);
     let started = Instant::now();
     let out = work.await;
     let peak = peak_mib();
@@ -88,7 +94,78 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::error::Error>> {
+/// Which phases a run measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    All,
+    /// `--analysis-only`: the in-memory phases, no store.
+    AnalysisOnly,
+    /// `--writes-only`: map, then the first write and the unchanged re-sync.
+    WritesOnly,
+}
+
+/// The phases that analyse the mapped fragments in memory, no store.
+fn in_memory_phases(
+    phases: &mut Vec<Phase>,
+    config: &accessgraph_config::Config,
+    fragments: &[Fragment],
+    now: DateTime<Utc>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let resolve = pipeline::resolve_settings(config);
+    let graph = measure(&mut *phases, "graph build", || {
+        let nodes = fragments.iter().flat_map(|f| f.nodes.clone()).collect();
+        let edges = fragments.iter().flat_map(|f| f.edges.clone()).collect();
+        AccessGraph::build(nodes, edges, &config.catalog, &resolve).expect("graph builds")
+    });
+    let access = measure(&mut *phases, "effective access", || graph.effective_access(now));
+    note(phases, format!("{} entries", access.entries().len()));
+    let settings = config.analysis_settings();
+    let engine = pipeline::policy_engine(config)?.ok_or("policy")?;
+    let denials =
+        measure(&mut *phases, "cedar evaluation", || engine.denials(&graph, &access, &settings, now).expect("cedar"));
+    note(phases, format!("{} denials", denials.len()));
+    for rule in rules::all() {
+        let ctx = Context {
+            graph: &graph,
+            access: &access,
+            previous: None,
+            denials: Some(&denials),
+            settings: &settings,
+            now,
+        };
+        let findings = measure(&mut *phases, &format!("rule {}", rule.id()), || rule.evaluate(&ctx));
+        note(phases, format!("{} findings", findings.len()));
+    }
+    // The daemon's case: a previous snapshot to compare with (1 % of the
+    // access missing from it).
+    let all = access.triples(&graph);
+    let previous: accessgraph_graph::AccessSet =
+        all.iter().enumerate().filter(|(i, _)| i % 100 != 0).map(|(_, t)| t).collect();
+    drop(all);
+    let ctx = Context {
+        graph: &graph,
+        access: &access,
+        previous: Some(&previous),
+        denials: Some(&denials),
+        settings: &settings,
+        now,
+    };
+    let rule = rules::all().into_iter().find(|r| r.id() == "drift.baseline").ok_or("drift.baseline")?;
+    let findings = measure(&mut *phases, "rule drift.baseline against a previous snapshot", || rule.evaluate(&ctx));
+    note(phases, format!("{} findings", findings.len()));
+    drop(previous);
+    drop(denials);
+    let analysis = measure(&mut *phases, "full analysis (access + cedar + rules)", || {
+        analyze(&graph, None, Some(&engine as &PolicyEngine), &settings, now).expect("analysis")
+    });
+    note(phases, format!("{} findings", analysis.findings.len()));
+    drop(analysis);
+    drop(access);
+    drop(graph);
+    Ok(())
+}
+
+async fn run_size(name: &str, mode: Mode) -> Result<(), Box<dyn std::error::Error>> {
     let size = synth::Size::named(name).ok_or("unknown size (XS, S, M, L)")?;
     let dir = tempfile::tempdir()?;
     let now: DateTime<Utc> = "2026-11-27T00:00:00Z".parse()?;
@@ -107,58 +184,10 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
     drop((idp_bytes, apps_bytes));
     let edges: usize = fragments.iter().map(|f| f.edges.len()).sum();
     let nodes: usize = fragments.iter().map(|f| f.nodes.len()).sum();
-    let resolve = pipeline::resolve_settings(&config);
-    let graph = measure(&mut phases, "graph build", || {
-        let nodes = fragments.iter().flat_map(|f| f.nodes.clone()).collect();
-        let edges = fragments.iter().flat_map(|f| f.edges.clone()).collect();
-        AccessGraph::build(nodes, edges, &config.catalog, &resolve).expect("graph builds")
-    });
-    let access = measure(&mut phases, "effective access", || graph.effective_access(now));
-    note(&mut phases, format!("{} entries", access.entries().len()));
-    let settings = config.analysis_settings();
-    let engine = pipeline::policy_engine(&config)?.ok_or("policy")?;
-    let denials =
-        measure(&mut phases, "cedar evaluation", || engine.denials(&graph, &access, &settings, now).expect("cedar"));
-    note(&mut phases, format!("{} denials", denials.len()));
-    for rule in rules::all() {
-        let ctx = Context {
-            graph: &graph,
-            access: &access,
-            previous: None,
-            denials: Some(&denials),
-            settings: &settings,
-            now,
-        };
-        let findings = measure(&mut phases, &format!("rule {}", rule.id()), || rule.evaluate(&ctx));
-        note(&mut phases, format!("{} findings", findings.len()));
+    if mode != Mode::WritesOnly {
+        in_memory_phases(&mut phases, &config, &fragments, now)?;
     }
-    // The daemon's case: a previous snapshot to compare with (1 % of the
-    // access missing from it).
-    let all = access.triples(&graph);
-    let previous: accessgraph_graph::AccessSet =
-        all.iter().enumerate().filter(|(i, _)| i % 100 != 0).map(|(_, t)| t).collect();
-    drop(all);
-    let ctx = Context {
-        graph: &graph,
-        access: &access,
-        previous: Some(&previous),
-        denials: Some(&denials),
-        settings: &settings,
-        now,
-    };
-    let rule = rules::all().into_iter().find(|r| r.id() == "drift.baseline").ok_or("drift.baseline")?;
-    let findings = measure(&mut phases, "rule drift.baseline against a previous snapshot", || rule.evaluate(&ctx));
-    note(&mut phases, format!("{} findings", findings.len()));
-    drop(previous);
-    drop(denials);
-    let analysis = measure(&mut phases, "full analysis (access + cedar + rules)", || {
-        analyze(&graph, None, Some(&engine as &PolicyEngine), &settings, now).expect("analysis")
-    });
-    note(&mut phases, format!("{} findings", analysis.findings.len()));
-    drop(analysis);
-    drop(access);
-    drop(graph);
-    if analysis_only {
+    if mode == Mode::AnalysisOnly {
         print_phases(name, size, nodes, edges, &phases);
         return Ok(());
     }
@@ -185,6 +214,10 @@ async fn run_size(name: &str, analysis_only: bool) -> Result<(), Box<dyn std::er
     .await;
     note(&mut phases, format!("{rewrite} rows written"));
     drop(fragments);
+    if mode == Mode::WritesOnly {
+        print_phases(name, size, nodes, edges, &phases);
+        return Ok(());
+    }
     // The daemon's first cycle: every finding is new (opened, queued).
     let first_cycle =
         measure_async(&mut phases, "first analysis: load + analysis + record (every finding new)", async {
@@ -346,8 +379,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", generated.config.display());
         return Ok(());
     }
-    // `--analysis-only`: stop after the in-memory phases (no store).
-    let analysis_only = std::env::args().any(|a| a == "--analysis-only");
+    let mode = if std::env::args().any(|a| a == "--analysis-only") {
+        Mode::AnalysisOnly
+    } else if std::env::args().any(|a| a == "--writes-only") {
+        Mode::WritesOnly
+    } else {
+        Mode::All
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // `--queries DIR`: who-can against the store a kept run left in DIR
     // (statements logged with `RUST_LOG=sqlx=debug`), to profile queries.
@@ -357,7 +395,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return runtime.block_on(queries_only(std::path::Path::new(&dir)));
     }
     for size in sizes {
-        runtime.block_on(run_size(&size, analysis_only))?;
+        runtime.block_on(run_size(&size, mode))?;
     }
     Ok(())
 }
