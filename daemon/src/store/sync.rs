@@ -575,23 +575,8 @@ async fn apply_table(
 ) -> Result<(u64, u64), StoreError> {
     let TableRows { table, items, hashes, kept } = rows;
     let now_us = to_micros(now);
-    let (name, key_column) = (table.name(), table.key_column());
-    let sql =
-        format!("SELECT {key_column} AS k, body_hash, valid_from FROM {name} WHERE source = $1 AND valid_to IS NULL");
-    // Streamed into the map: at 2.2M rows, holding every row first doubled
-    // the memory of the diff.
-    let mut current_rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).fetch(&mut **tx);
-    let mut current: HashMap<String, Current> = HashMap::with_capacity(items.len());
-    while let Some(row) = futures_util::TryStreamExt::try_next(&mut current_rows).await? {
-        let current_row = Current {
-            hash: row.try_get("body_hash")?,
-            valid_from: row.try_get("valid_from")?,
-            seen: false,
-            changed: false,
-        };
-        current.insert(row.try_get("k")?, current_row);
-    }
-    drop(current_rows);
+    let name = table.name();
+    let mut current = current_rows(tx, backend, table, source, items.len()).await?;
     let duplicate = |key: &str| StoreError::Conflict(format!("source `{source}` produced two {name} with key `{key}`"));
 
     let mut batch = InsertBatch::new(backend, table, source, now_us);
@@ -674,6 +659,41 @@ async fn apply_table(
     }
     batch.flush(tx).await?;
     Ok((batch.written, closed))
+}
+
+/// The source's open rows of `table` by key, streamed into the map (at
+/// 2.2M rows, holding every row first doubled the memory of the diff); on
+/// SQLite a window of rows at a time ([`super::sqlite_windows`]).
+async fn current_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: super::Backend,
+    table: Table,
+    source: &str,
+    expected: usize,
+) -> Result<HashMap<String, Current>, StoreError> {
+    use futures_util::TryStreamExt;
+    let key_column = table.key_column();
+    let mut current: HashMap<String, Current> = HashMap::with_capacity(expected);
+    let open = |hash, valid_from| Current { hash, valid_from, seen: false, changed: false };
+    if backend == super::Backend::Sqlite {
+        let element = format!("json_array({key_column}, body_hash, valid_from)");
+        let mut windows = super::sqlite_windows(tx, &element, table.name(), source, None);
+        while let Some(window) = windows.try_next().await? {
+            let rows: Vec<(String, String, i64)> = serde_json::from_str(&window.batch)
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", window.origin)))?;
+            current.extend(rows.into_iter().map(|(key, hash, valid_from)| (key, open(hash, valid_from))));
+        }
+        return Ok(current);
+    }
+    let sql = format!(
+        "SELECT {key_column} AS k, body_hash, valid_from FROM {} WHERE source = $1 AND valid_to IS NULL",
+        table.name()
+    );
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).fetch(&mut **tx);
+    while let Some(row) = rows.try_next().await? {
+        current.insert(row.try_get("k")?, open(row.try_get("body_hash")?, row.try_get("valid_from")?));
+    }
+    Ok(current)
 }
 
 fn key_hash(key: &str) -> u64 {

@@ -120,6 +120,23 @@ async fn a_load_across_decode_chunks_keeps_every_row_in_order() {
     let (nodes, edges) = store.load_rows(&["forge".into()], None).await.expect("load");
     assert_eq!(nodes.len(), 1);
     assert_eq!(edges, data.edges);
+    // Another source's rows between them, and a change: every third edge
+    // gone, new ones after. The past instant still loads as it was.
+    let mut other = data.clone();
+    other.source = "other".into();
+    store.apply_sync("snapshot", &other, t(2), t(2)).await.expect("write other");
+    let mut changed = data.clone();
+    changed.edges = data.edges.iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, e)| e.clone()).collect();
+    changed
+        .edges
+        .extend((0..DECODE_CHUNK).map(|i| Edge::grant(format!("forge:user:n{i}"), "forge:repo:payments", ["read"])));
+    store.apply_sync("snapshot", &changed, t(3), t(3)).await.expect("change");
+    let (_, then) = store.load_rows(&["forge".into()], Some(t(2))).await.expect("load then");
+    assert_eq!(then, data.edges);
+    let (_, now) = store.load_rows(&["forge".into()], None).await.expect("load now");
+    assert_eq!(now, changed.edges);
+    let (_, both) = store.load_rows(&["forge".into(), "other".into()], Some(t(2))).await.expect("both");
+    assert_eq!(both.len(), 2 * data.edges.len());
 }
 
 async fn unchanged_resync_writes_nothing(url: String) {
@@ -485,4 +502,49 @@ async fn analyses_are_recorded(url: String) {
     let history = store.analysis_history(1).await.expect("history");
     assert_eq!(history, [(t(2), serde_json::json!({"n": 2}))]);
     store.ping().await.expect("ping");
+}
+
+/// Each window of a load seeks past the last row it read: through
+/// `(source, valid_to)` for current rows, through the rowid for rows valid
+/// at an instant; never a scan and sort of the whole source per window.
+#[tokio::test]
+async fn sqlite_windows_seek_past_the_last_row() {
+    use crate::testdb::PlanValue;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.expect("open");
+    for table in ["nodes", "edges"] {
+        for at in [None, Some(t(1))] {
+            let sql = window_sql("json(body)", table, at);
+            let mut binds = vec![PlanValue::Text("forge".into())];
+            binds.extend(at.map(|at| PlanValue::Int(to_micros(at))));
+            binds.push(PlanValue::Int(0));
+            let plan = crate::testdb::sqlite_plan(&store, &sql, binds).await;
+            let seek = match at {
+                None => format!("SEARCH {table} USING INDEX {table}_current (source=? AND valid_to=? AND rowid>?)"),
+                Some(_) => format!("SEARCH {table} USING INTEGER PRIMARY KEY (rowid>?)"),
+            };
+            assert!(plan.contains(&seek), "{sql}: {plan:?}");
+            assert!(!plan.iter().any(|step| step == "USE TEMP B-TREE FOR ORDER BY"), "{sql}: {plan:?}");
+        }
+    }
+}
+
+/// A stored body that does not decode is an error that says where it is,
+/// whether it is not JSON at all or JSON of the wrong shape.
+#[tokio::test]
+async fn a_corrupt_row_names_its_table_and_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.expect("open");
+    store.apply_sync("snapshot", &fragment(&[("ada", "Ada", "read")]), t(1), t(1)).await.expect("write");
+    for body in ["not json", r#"{"from": 1}"#] {
+        sqlx::query("UPDATE edges SET body = $1").bind(body).execute(store.pool()).await.expect("corrupt");
+        for at in [None, Some(t(2))] {
+            match store.load_rows(&["forge".into()], at).await {
+                Err(StoreError::Corrupt(message)) => {
+                    assert!(message.contains("edges of source `forge`"), "{message}")
+                }
+                other => panic!("{body} at {at:?}: {other:?}"),
+            }
+        }
+    }
 }
