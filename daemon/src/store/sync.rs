@@ -677,10 +677,9 @@ async fn current_rows(
     let open = |hash, valid_from| Current { hash, valid_from, seen: false, changed: false };
     if backend == super::Backend::Sqlite {
         let element = format!("json_array({key_column}, body_hash, valid_from)");
-        let mut windows = super::sqlite_windows(tx, &element, table.name(), source, None);
+        let mut windows = super::sqlite_windows(tx, Some(&element), table.name(), source, None);
         while let Some(window) = windows.try_next().await? {
-            let rows: Vec<(String, String, i64)> = serde_json::from_str(&window.batch)
-                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", window.origin)))?;
+            let rows: Vec<(String, String, i64)> = super::decode_window(&window)?;
             current.extend(rows.into_iter().map(|(key, hash, valid_from)| (key, open(hash, valid_from))));
         }
         return Ok(current);
