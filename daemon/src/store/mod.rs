@@ -58,6 +58,14 @@ pub enum Backend {
     Postgres,
 }
 
+/// Bytes per page of a new SQLite store (SQLite's default is 4,096). A
+/// sync of millions of rows spends most of SQLite's time splitting B-tree
+/// pages; larger pages split a quarter as often. Measured with SQLite on
+/// this machine, 1M edge rows in one transaction: 9.3 s with 4 KiB pages,
+/// 7.4 s with 16 KiB, 7.1 s with 64 KiB (which also makes every indexed
+/// look-up read 64 KiB). Stores created before keep their page size.
+const SQLITE_PAGE_SIZE: u32 = 16_384;
+
 /// The advisory lock name of the stamp order ([`Store::stamp_shared`]).
 const STAMP_ORDER: &str = "stamp order";
 
@@ -123,6 +131,11 @@ impl Store {
             // keeps readers concurrent under WAL.
             Backend::Sqlite => AnyPoolOptions::new().max_connections(4).after_connect(|conn, _| {
                 Box::pin(async move {
+                    // Takes effect only while the file is new (the WAL
+                    // header fixes it); see `SQLITE_PAGE_SIZE`.
+                    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA page_size = {SQLITE_PAGE_SIZE}")))
+                        .execute(&mut *conn)
+                        .await?;
                     sqlx::query("PRAGMA busy_timeout = 30000").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                     // A sync of millions of rows updates five B-trees; 64 MiB
