@@ -512,28 +512,29 @@ pub async fn deliver_outbox(config: &Config, store: &Store, now: DateTime<Utc>) 
         }
         let rows = claim.rows().to_vec();
         let mut progressed = false;
-        for row in rows {
-            if broken.contains(&row.sink) {
+        // Each sink takes its rows of the claim as one run, in order (a
+        // sink removed from the config has no run: its backlog waits).
+        for sink in &built {
+            if broken.contains(sink.name()) {
                 continue;
             }
-            let Some(sink) = built.iter().find(|s| s.name() == row.sink) else {
-                // A sink removed from the config: its backlog waits, harmlessly.
+            let run: Vec<&crate::store::OutboxRow> = rows.iter().filter(|row| row.sink == sink.name()).collect();
+            if run.is_empty() {
                 continue;
-            };
-            match sink.deliver(&row.event).await {
-                Ok(()) => {
-                    claim.delivered(row.id, now).await?;
-                    delivery.delivered += 1;
-                    progressed = true;
-                }
-                Err(e) => {
-                    let backoff = Duration::seconds(30 * (1i64 << row.attempts.clamp(0, 10)));
-                    tracing::warn!(sink = %row.sink, event = row.event.event.as_str(), fingerprint = %row.event.fingerprint,
-                        attempts = row.attempts + 1, error = %e, "delivery failed; will retry");
-                    claim.failed(row.id, &e.to_string(), now + backoff.min(Duration::hours(6))).await?;
-                    broken.insert(row.sink.clone());
-                    delivery.failed += 1;
-                }
+            }
+            let events: Vec<&sinks::TicketEvent> = run.iter().map(|row| &row.event).collect();
+            let (delivered, error) = sink.deliver_all(&events).await;
+            let ids: Vec<i64> = run[..delivered].iter().map(|row| row.id).collect();
+            claim.delivered_all(&ids, now).await?;
+            delivery.delivered += delivered as u64;
+            progressed |= delivered > 0;
+            if let (Some(e), Some(row)) = (error, run.get(delivered)) {
+                let backoff = Duration::seconds(30 * (1i64 << row.attempts.clamp(0, 10)));
+                tracing::warn!(sink = %row.sink, event = row.event.event.as_str(), fingerprint = %row.event.fingerprint,
+                    attempts = row.attempts + 1, error = %e, "delivery failed; will retry");
+                claim.failed(row.id, &e.to_string(), now + backoff.min(Duration::hours(6))).await?;
+                broken.insert(row.sink.clone());
+                delivery.failed += 1;
             }
         }
         claim.finish().await?;

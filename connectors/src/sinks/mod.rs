@@ -130,6 +130,20 @@ pub trait Sink: Send + Sync {
     /// Delivers one event. Must be idempotent by `(fingerprint, event_id)`:
     /// a retry after an unacknowledged success must not file twice.
     async fn deliver(&self, event: &TicketEvent) -> Result<(), SinkError>;
+
+    /// Delivers `events` in order and stops at the first failure: how many
+    /// were delivered, and the error that stopped it (None when all were).
+    /// The same idempotence as [`Sink::deliver`] for every event. A sink
+    /// that can take many events in one step (a file: one lock, one write,
+    /// one flush) overrides it; the others deliver one at a time.
+    async fn deliver_all(&self, events: &[&TicketEvent]) -> (usize, Option<SinkError>) {
+        for (delivered, event) in events.iter().enumerate() {
+            if let Err(error) = self.deliver(event).await {
+                return (delivered, Some(error));
+            }
+        }
+        (events.len(), None)
+    }
 }
 
 /// Builds the sink a config entry describes, without a store: ticket sinks

@@ -811,3 +811,39 @@ async fn webhook_errors_hide_the_url_path() {
     let requests = server.received_requests().await.unwrap_or_default();
     assert!(requests[0].headers.get(webhook::SIGNATURE_HEADER).is_none(), "no secret, no signature");
 }
+
+/// A sink that files events one at a time and refuses the event `fail_at`.
+struct OneByOne {
+    fail_at: u64,
+    filed: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Sink for OneByOne {
+    fn name(&self) -> &str {
+        "one-by-one"
+    }
+
+    async fn deliver(&self, event: &TicketEvent) -> Result<(), SinkError> {
+        if event.event_id == self.fail_at.to_string() {
+            return Err(SinkError::Remote("refused".into()));
+        }
+        lock(&self.filed).push(event.event_id.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_run_delivered_one_at_a_time_stops_at_the_first_failure() {
+    let finding = finding(Severity::High, vec![vec!["a"]]);
+    let events: Vec<TicketEvent> = (1..=5).map(|id| event(EventKind::Opened, id, &finding)).collect();
+    let run: Vec<&TicketEvent> = events.iter().collect();
+    let sink = OneByOne { fail_at: 3, filed: Mutex::new(Vec::new()) };
+    let (delivered, error) = sink.deliver_all(&run).await;
+    assert_eq!(delivered, 2);
+    assert!(matches!(error, Some(SinkError::Remote(_))), "{error:?}");
+    assert_eq!(*lock(&sink.filed), vec!["1", "2"], "nothing after the failure");
+    let sink = OneByOne { fail_at: 99, filed: Mutex::new(Vec::new()) };
+    let (delivered, error) = sink.deliver_all(&run).await;
+    assert_eq!((delivered, error.is_none()), (5, true));
+}

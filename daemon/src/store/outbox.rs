@@ -47,6 +47,9 @@ fn decode_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<OutboxRow>, StoreErro
     Ok(out)
 }
 
+/// Rows acknowledged per statement by [`OutboxClaim::delivered_all`].
+const ACK_BATCH: usize = 500;
+
 const DELIVERED: &str = "UPDATE outbox SET delivered_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2";
 const FAILED: &str = "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3";
 
@@ -74,6 +77,27 @@ impl OutboxClaim {
             Some(tx) => query.execute(&mut **tx).await?,
             None => query.execute(&self.store.pool).await?,
         };
+        Ok(())
+    }
+
+    /// Acknowledges the delivery of several rows: one statement per 500
+    /// instead of one each (a first analysis at 100k people queues 211k).
+    pub async fn delivered_all(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        for chunk in ids.chunks(ACK_BATCH) {
+            let sql = format!(
+                "UPDATE outbox SET delivered_at = {}, attempts = attempts + 1, last_error = NULL WHERE id IN ({})",
+                self.store.backend.param(1),
+                self.store.backend.param_list(2, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_micros(now));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            match self.tx.as_mut() {
+                Some(tx) => query.execute(&mut **tx).await?,
+                None => query.execute(&self.store.pool).await?,
+            };
+        }
         Ok(())
     }
 

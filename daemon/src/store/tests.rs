@@ -415,6 +415,26 @@ async fn outbox_pending_and_marks(url: String) {
     };
     assert_eq!(store.pending_outbox(t(3), 10).await.expect("after drop").len(), expected);
     store.claim_outbox(t(5), 10).await.expect("empty claim").finish().await.expect("finish empty");
+
+    // Many rows acknowledged at once, across statements; the others stay.
+    let many: Vec<Finding> = (0..1200).map(|i| finding(&format!("m{i}"), Severity::High, "x", t(6))).collect();
+    store.reconcile_findings(&mut many.clone(), t(6), &sinks).await.expect("t6");
+    let mut claim = store.claim_outbox(t(7), 2000).await.expect("claim many");
+    let rows: Vec<(i64, i64)> = claim.rows().iter().map(|r| (r.id, r.attempts)).collect();
+    assert!(rows.len() > 1100, "{}", rows.len());
+    let (acked, left) = rows.split_at(1100);
+    let ids: Vec<i64> = acked.iter().map(|(id, _)| *id).collect();
+    claim.delivered_all(&ids, t(7)).await.expect("delivered all");
+    claim.finish().await.expect("finish many");
+    let pending: Vec<i64> = store.pending_outbox(t(7), 5000).await.expect("left").iter().map(|r| r.id).collect();
+    assert_eq!(pending, left.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+    let row = sqlx::query("SELECT delivered_at, attempts FROM outbox WHERE id = $1")
+        .bind(ids[1099])
+        .fetch_one(store.pool())
+        .await
+        .expect("row");
+    assert_eq!(row.try_get::<Option<i64>, _>("delivered_at").expect("at"), Some(to_micros(t(7))));
+    assert_eq!(row.try_get::<i64, _>("attempts").expect("attempts"), acked[1099].1 + 1);
 }
 
 async fn outbox_claims_are_exclusive(url: String) {
