@@ -81,14 +81,21 @@ fn append_once(path: &Path, lines: &[Line]) -> Result<(), SinkError> {
     let mut buffer = Vec::with_capacity(tail as usize);
     file.read_to_end(&mut buffer).map_err(|e| io_error(path, e))?;
     let tail = String::from_utf8_lossy(&buffer);
-    let written = written_ids(&tail);
-    let mut out = String::with_capacity(batch as usize);
+    // A last line without its newline is a write a kill tore: it does not
+    // count as written, and what follows starts on a line of its own.
+    let torn = !tail.is_empty() && !tail.ends_with('\n');
+    let whole = if torn { tail.rfind('\n').map_or("", |end| &tail[..=end]) } else { &tail[..] };
+    let written = written_ids(whole);
+    let mut out = String::with_capacity(batch as usize + 1);
+    if torn {
+        out.push('\n');
+    }
     for line in lines {
         if !written.contains(line.event_id.as_str()) {
             out.push_str(&line.text);
         }
     }
-    if out.is_empty() {
+    if out.is_empty() || out == "\n" {
         return Ok(());
     }
     file.write_all(out.as_bytes()).map_err(|e| io_error(path, e))?;
@@ -195,6 +202,27 @@ mod tests {
         let wanted: Vec<String> = (1..=300).map(|i| format!("\"{i}\"")).collect();
         assert_eq!(ids(&path), wanted);
         assert_eq!(sink.deliver_all(&[]).await.into_pair(), (0, None));
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_not_taken_for_its_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        let sink = JsonlSink::new("jsonl", path.clone());
+        sink.deliver(&event("1")).await.expect("first");
+        // A kill in the middle of writing event 2: its id made it, the rest not.
+        let whole = serde_json::to_string(&event("2")).expect("json");
+        let cut = whole.find("\"event_id\":\"2\"").expect("id") + 20;
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        std::io::Write::write_all(&mut file, &whole.as_bytes()[..cut]).expect("torn write");
+        let two = event("2");
+        assert_eq!(sink.deliver_all(&[&two]).await.into_pair(), (1, None));
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[1].len(), cut, "the torn write stays on its own line");
+        let last: serde_json::Value = serde_json::from_str(lines[2]).expect("event 2 whole");
+        assert_eq!(last["event_id"], "2");
     }
 
     #[tokio::test]
