@@ -177,6 +177,14 @@ mod tests {
         assert_eq!(lines[1]["event_id"], "2");
     }
 
+    /// A sink on `events.jsonl` in a fresh directory (kept while it lives).
+    fn fresh_sink() -> (tempfile::TempDir, PathBuf, JsonlSink) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        let sink = JsonlSink::new("jsonl", path.clone());
+        (dir, path, sink)
+    }
+
     fn ids(path: &Path) -> Vec<String> {
         let text = std::fs::read_to_string(path).expect("read");
         text.lines()
@@ -186,9 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_run_of_events_is_one_append_and_a_replay_writes_only_what_is_missing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("events.jsonl");
-        let sink = JsonlSink::new("jsonl", path.clone());
+        let (_dir, path, sink) = fresh_sink();
         // Long enough that a run's lines outgrow the tail searched for one event.
         let events: Vec<TicketEvent> = (1..=300).map(|i| event(&i.to_string())).collect();
         let first: Vec<&TicketEvent> = events[..200].iter().collect();
@@ -206,9 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_torn_last_line_is_not_taken_for_its_event() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("events.jsonl");
-        let sink = JsonlSink::new("jsonl", path.clone());
+        let (_dir, path, sink) = fresh_sink();
         sink.deliver(&event("1")).await.expect("first");
         // A kill in the middle of writing event 2: its id made it, the rest not.
         let whole = serde_json::to_string(&event("2")).expect("json");

@@ -548,31 +548,56 @@ async fn decode_bodies<T: serde::de::DeserializeOwned + Send + 'static>(
     mut sink: impl FnMut(Vec<T>),
 ) -> Result<(), StoreError> {
     use futures_util::TryStreamExt;
-    let decode = |bodies: Vec<String>| {
-        tokio::task::spawn_blocking(move || bodies.iter().map(|b| decode_json::<T>(b)).collect::<Result<Vec<_>, _>>())
-    };
-    let mut pending = std::collections::VecDeque::new();
+    let mut ahead = DecodeAhead::new();
     let mut bodies = Vec::with_capacity(DECODE_CHUNK);
-    let mut finish = |decoded: Result<Result<Vec<T>, StoreError>, tokio::task::JoinError>| -> Result<(), StoreError> {
-        sink(joined(decoded)?);
-        Ok(())
-    };
     while let Some(row) = rows.try_next().await? {
         bodies.push(row.try_get::<String, _>("body")?);
         if bodies.len() == DECODE_CHUNK {
-            pending.push_back(decode(std::mem::replace(&mut bodies, Vec::with_capacity(DECODE_CHUNK))));
-            if pending.len() > DECODE_AHEAD
-                && let Some(first) = pending.pop_front()
-            {
-                finish(first.await)?;
-            }
+            let chunk = std::mem::replace(&mut bodies, Vec::with_capacity(DECODE_CHUNK));
+            ahead.push(move || decode_all(&chunk), &mut sink).await?;
         }
     }
-    pending.push_back(decode(bodies));
-    for task in pending {
-        finish(task.await)?;
+    ahead.push(move || decode_all(&bodies), &mut sink).await?;
+    ahead.finish(&mut sink).await
+}
+
+fn decode_all<T: serde::de::DeserializeOwned>(bodies: &[String]) -> Result<Vec<T>, StoreError> {
+    bodies.iter().map(|b| decode_json::<T>(b)).collect()
+}
+
+/// Decodes running on the blocking pool while the caller reads on; their
+/// items reach the sink in order, with at most [`DECODE_AHEAD`] waiting.
+struct DecodeAhead<T> {
+    pending: std::collections::VecDeque<tokio::task::JoinHandle<Result<Vec<T>, StoreError>>>,
+}
+
+impl<T: Send + 'static> DecodeAhead<T> {
+    fn new() -> DecodeAhead<T> {
+        DecodeAhead { pending: std::collections::VecDeque::new() }
     }
-    Ok(())
+
+    /// Starts `decode`; hands the oldest result to `sink` once too many wait.
+    async fn push(
+        &mut self,
+        decode: impl FnOnce() -> Result<Vec<T>, StoreError> + Send + 'static,
+        sink: &mut impl FnMut(Vec<T>),
+    ) -> Result<(), StoreError> {
+        self.pending.push_back(tokio::task::spawn_blocking(decode));
+        if self.pending.len() > DECODE_AHEAD
+            && let Some(first) = self.pending.pop_front()
+        {
+            sink(joined(first.await)?);
+        }
+        Ok(())
+    }
+
+    /// Hands every remaining result to `sink`, in order.
+    async fn finish(self, sink: &mut impl FnMut(Vec<T>)) -> Result<(), StoreError> {
+        for task in self.pending {
+            sink(joined(task.await)?);
+        }
+        Ok(())
+    }
 }
 
 /// The statement of one [`sqlite_windows`] window: binds the source, the
@@ -620,19 +645,11 @@ async fn decode_batches<T: serde::de::DeserializeOwned + Send + 'static>(
     mut sink: impl FnMut(Vec<T>),
 ) -> Result<(), StoreError> {
     use futures_util::TryStreamExt;
-    let mut pending = std::collections::VecDeque::new();
+    let mut ahead = DecodeAhead::new();
     while let Some(window) = windows.try_next().await? {
-        pending.push_back(tokio::task::spawn_blocking(move || decode_window::<T>(&window)));
-        if pending.len() > DECODE_AHEAD
-            && let Some(first) = pending.pop_front()
-        {
-            sink(joined(first.await)?);
-        }
+        ahead.push(move || decode_window::<T>(&window), &mut sink).await?;
     }
-    for task in pending {
-        sink(joined(task.await)?);
-    }
-    Ok(())
+    ahead.finish(&mut sink).await
 }
 
 /// The result of a blocking decode; its panic goes on where it was joined.

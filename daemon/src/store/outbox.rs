@@ -72,12 +72,7 @@ impl OutboxClaim {
 
     /// Acknowledges a delivery.
     pub async fn delivered(&mut self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let query = sqlx::query(DELIVERED).bind(to_micros(now)).bind(id);
-        match self.tx.as_mut() {
-            Some(tx) => query.execute(&mut **tx).await?,
-            None => query.execute(&self.store.pool).await?,
-        };
-        Ok(())
+        self.delivered_all(&[id], now).await
     }
 
     /// Acknowledges the delivery of several rows: one statement per 500
