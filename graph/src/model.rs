@@ -247,10 +247,24 @@ impl Edge {
     /// Identity of the edge within its source: two edges with the same key are
     /// the same fact (a change of times closes one row and opens another).
     pub fn key(&self) -> String {
-        if self.actions.is_empty() {
-            format!("{}|{}|{}", self.from, self.kind.as_str(), self.to)
-        } else {
-            format!("{}|{}|{}|{}", self.from, self.kind.as_str(), self.to, self.actions.join(","))
+        let mut key = String::new();
+        self.write_key(&mut key);
+        key
+    }
+
+    /// [`Edge::key`] into a buffer the caller reuses: a mapper deduplicating
+    /// millions of grants need not allocate a key for each.
+    pub fn write_key(&self, out: &mut String) {
+        out.clear();
+        out.reserve(self.from.len() + self.to.len() + 16);
+        out.push_str(&self.from);
+        out.push('|');
+        out.push_str(self.kind.as_str());
+        out.push('|');
+        out.push_str(&self.to);
+        for (i, action) in self.actions.iter().enumerate() {
+            out.push(if i == 0 { '|' } else { ',' });
+            out.push_str(action);
         }
     }
 }

@@ -235,6 +235,14 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<RawSnapshot, SyncError> {
     // Exports written on Windows often start with a byte-order mark.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
 
+    // A valid file parses once, untracked. Tracking the path of every value
+    // is for the error message only: any failure (or another version) is
+    // parsed again below, and reported exactly as that parse finds it.
+    if let Ok(Object(raw)) = deserialize_untracked::<Object<RawSnapshot>>(bytes)
+        && raw.version == SUPPORTED_VERSION
+    {
+        return Ok(raw);
+    }
     let Object(probe): Object<VersionProbe> = deserialize(file, bytes)?;
     match probe.version {
         None => return Err(invalid(file, "$.version", "missing field `version`")),
@@ -248,6 +256,13 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<RawSnapshot, SyncError> {
         }
     }
     deserialize(file, bytes).map(|Object(raw)| raw)
+}
+
+fn deserialize_untracked<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = T::deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
 }
 
 fn deserialize<'a, T: Deserialize<'a>>(file: &str, bytes: &'a [u8]) -> Result<T, SyncError> {

@@ -12,7 +12,9 @@
 //! - a qualified id (`"group:u1"`, `"role:u1"`, `"dataset:po"`, i.e. the node
 //!   id without its source, optionally with it) removes the ambiguity.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use accessgraph_graph::model::{Edge, EdgeKind, Fragment, LastUse, Node, NodeKind, node_id};
 use chrono::{DateTime, Utc};
@@ -22,6 +24,9 @@ use crate::connector::SyncError;
 
 /// Maps a parsed snapshot of the source named `source` to its fragment.
 /// `file` names the input in errors.
+///
+/// JSON paths for errors are formatted only when an error names them: at a
+/// million grants, formatting five paths a grant was most of the mapping.
 pub fn map(source: &str, file: &str, raw: RawSnapshot) -> Result<Fragment, SyncError> {
     let mut mapper = Mapper::new(source, file);
     if raw.version != SUPPORTED_VERSION {
@@ -31,49 +36,51 @@ pub fn map(source: &str, file: &str, raw: RawSnapshot) -> Result<Fragment, SyncE
         ));
     }
     if let Some(collected_at) = &raw.collected_at {
-        mapper.time(collected_at, "$.collected_at")?;
+        mapper.time(collected_at, &|| "$.collected_at".to_string())?;
     }
     mapper.index(&raw)?;
 
-    let mut nodes = Vec::new();
-    let mut edges = Edges::default();
+    let node_count = raw.identities.len() + raw.groups.len() + raw.roles.len() + raw.resources.len();
+    let mut nodes = Vec::with_capacity(node_count + raw.credentials.len());
+    let edge_count = raw.groups.iter().map(|g| g.members.len()).sum::<usize>()
+        + raw.roles.iter().map(|r| r.assumable_by.len()).sum::<usize>()
+        + raw.grants.len()
+        + raw.credentials.len();
+    let mut edges = Edges::with_capacity(edge_count);
 
     for (i, identity) in raw.identities.iter().enumerate() {
-        let path = format!("$.identities[{i}]");
         let entry = mapper.lookup_own(Category::Identity, &identity.id);
         let email = non_empty(identity.email.as_deref());
         let name = non_empty(identity.name.as_deref()).or_else(|| email.clone()).unwrap_or_else(|| identity.id.clone());
         let mut node = Node::new(mapper.entries[entry].node_id.clone(), mapper.entries[entry].kind, source, name);
         node.email = email;
         node.active = identity.active;
-        node.owner = mapper.owner(identity.owner.as_deref(), &format!("{path}.owner"), Some(entry))?;
+        node.owner = mapper.owner(identity.owner.as_deref(), &|| format!("$.identities[{i}].owner"), Some(entry))?;
         nodes.push(node);
     }
 
     for (i, group) in raw.groups.iter().enumerate() {
-        let path = format!("$.groups[{i}]");
         let entry = mapper.lookup_own(Category::Group, &group.id);
-        let group_node = mapper.entries[entry].node_id.clone();
+        let group_node = &mapper.entries[entry].node_id;
         let name = non_empty(group.name.as_deref()).unwrap_or_else(|| group.id.clone());
         nodes.push(Node::new(group_node.clone(), NodeKind::Group, source, name));
         for (j, member) in group.members.iter().enumerate() {
-            let location = format!("{path}.members[{j}]");
+            let location = || format!("$.groups[{i}].members[{j}]");
             let found = mapper.resolve(member, &[Category::Identity, Category::Group], &location, "member")?;
             if found == entry {
-                return Err(mapper.invalid(&location, format!("group `{}` cannot be a member of itself", group.id)));
+                return Err(mapper.invalid(&location(), format!("group `{}` cannot be a member of itself", group.id)));
             }
             edges.push(Edge::new(mapper.entries[found].node_id.clone(), group_node.clone(), EdgeKind::MemberOf));
         }
     }
 
     for (i, role) in raw.roles.iter().enumerate() {
-        let path = format!("$.roles[{i}]");
         let entry = mapper.lookup_own(Category::Role, &role.id);
-        let role_node = mapper.entries[entry].node_id.clone();
+        let role_node = &mapper.entries[entry].node_id;
         let name = non_empty(role.name.as_deref()).unwrap_or_else(|| role.id.clone());
         nodes.push(Node::new(role_node.clone(), NodeKind::Role, source, name));
         for (j, assumer) in role.assumable_by.iter().enumerate() {
-            let location = format!("{path}.assumable_by[{j}]");
+            let location = || format!("$.roles[{i}].assumable_by[{j}]");
             let found = mapper.resolve(
                 assumer,
                 &[Category::Identity, Category::Group, Category::Role],
@@ -81,7 +88,7 @@ pub fn map(source: &str, file: &str, raw: RawSnapshot) -> Result<Fragment, SyncE
                 "assumable_by entry",
             )?;
             if found == entry {
-                return Err(mapper.invalid(&location, format!("role `{}` cannot assume itself", role.id)));
+                return Err(mapper.invalid(&location(), format!("role `{}` cannot assume itself", role.id)));
             }
             edges.push(Edge::new(mapper.entries[found].node_id.clone(), role_node.clone(), EdgeKind::CanAssume));
         }
@@ -103,59 +110,62 @@ pub fn map(source: &str, file: &str, raw: RawSnapshot) -> Result<Fragment, SyncE
     }
 
     for (i, grant) in raw.grants.iter().enumerate() {
-        let path = format!("$.grants[{i}]");
         let principal = mapper.resolve(
             &grant.principal,
             &[Category::Identity, Category::Group, Category::Role],
-            &format!("{path}.principal"),
+            &|| format!("$.grants[{i}].principal"),
             "principal",
         )?;
-        let resource =
-            mapper.resolve(&grant.resource, &[Category::Resource], &format!("{path}.resource"), "resource")?;
+        let resource = mapper.resolve(
+            &grant.resource,
+            &[Category::Resource],
+            &|| format!("$.grants[{i}].resource"),
+            "resource",
+        )?;
         if grant.actions.is_empty() {
-            return Err(mapper.invalid(&format!("{path}.actions"), "a grant needs at least one action"));
+            return Err(mapper.invalid(&format!("$.grants[{i}].actions"), "a grant needs at least one action"));
         }
         let mut actions = Vec::with_capacity(grant.actions.len());
         for (j, action) in grant.actions.iter().enumerate() {
             let action = action.trim();
             if action.is_empty() {
-                return Err(mapper.invalid(&format!("{path}.actions[{j}]"), "an action must not be empty"));
+                return Err(mapper.invalid(&format!("$.grants[{i}].actions[{j}]"), "an action must not be empty"));
             }
             actions.push(action.to_string());
         }
         let mut edge =
             Edge::grant(mapper.entries[principal].node_id.clone(), mapper.entries[resource].node_id.clone(), actions);
-        edge.granted_at = mapper.optional_time(grant.granted_at.as_deref(), &format!("{path}.granted_at"))?;
-        edge.expires_at = mapper.optional_time(grant.expires_at.as_deref(), &format!("{path}.expires_at"))?;
+        edge.granted_at = mapper.optional_time(grant.granted_at.as_deref(), &|| format!("$.grants[{i}].granted_at"))?;
+        edge.expires_at = mapper.optional_time(grant.expires_at.as_deref(), &|| format!("$.grants[{i}].expires_at"))?;
         if let (Some(granted), Some(expires)) = (edge.granted_at, edge.expires_at)
             && expires < granted
         {
-            return Err(mapper.invalid(&format!("{path}.expires_at"), "the grant expires before it was granted"));
+            return Err(mapper.invalid(&format!("$.grants[{i}].expires_at"), "the grant expires before it was granted"));
         }
         edges.merge_grant(edge);
     }
 
     for (i, credential) in raw.credentials.iter().enumerate() {
-        let path = format!("$.credentials[{i}]");
+        let field = |name: &str| format!("$.credentials[{i}].{name}");
         let id = node_id(source, &credential.kind, &credential.id);
         let name = non_empty(credential.name.as_deref()).unwrap_or_else(|| credential.id.clone());
         let mut node = Node::new(id.clone(), NodeKind::Credential, source, name);
         node.subkind = Some(credential.kind.clone());
-        node.owner = mapper.owner(credential.owner.as_deref(), &format!("{path}.owner"), None)?;
-        node.created_at = mapper.optional_time(credential.created_at.as_deref(), &format!("{path}.created_at"))?;
-        node.expires_at = mapper.optional_time(credential.expires_at.as_deref(), &format!("{path}.expires_at"))?;
+        node.owner = mapper.owner(credential.owner.as_deref(), &|| field("owner"), None)?;
+        node.created_at = mapper.optional_time(credential.created_at.as_deref(), &|| field("created_at"))?;
+        node.expires_at = mapper.optional_time(credential.expires_at.as_deref(), &|| field("expires_at"))?;
         if let (Some(created), Some(expires)) = (node.created_at, node.expires_at)
             && expires < created
         {
-            return Err(mapper.invalid(&format!("{path}.expires_at"), "the credential expires before it was created"));
+            return Err(mapper.invalid(&field("expires_at"), "the credential expires before it was created"));
         }
         node.last_used = match &credential.last_used_at {
             None => LastUse::Unknown,
             Some(None) => LastUse::Never,
-            Some(Some(at)) => LastUse::At(mapper.time(at, &format!("{path}.last_used_at"))?),
+            Some(Some(at)) => LastUse::At(mapper.time(at, &|| field("last_used_at"))?),
         };
         if let Some(holder) = &credential.holder {
-            let found = mapper.resolve(holder, &[Category::Identity], &format!("{path}.holder"), "holder")?;
+            let found = mapper.resolve(holder, &[Category::Identity], &|| field("holder"), "holder")?;
             edges.push(Edge::new(mapper.entries[found].node_id.clone(), id, EdgeKind::Holds));
         }
         nodes.push(node);
@@ -163,6 +173,9 @@ pub fn map(source: &str, file: &str, raw: RawSnapshot) -> Result<Fragment, SyncE
 
     Ok(Fragment { source: source.to_string(), nodes, edges: edges.edges, kept: Vec::new() })
 }
+
+/// A JSON path, formatted only for an error message.
+type Location<'l> = &'l dyn Fn() -> String;
 
 /// The sections a reference can point into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,6 +196,16 @@ impl Category {
         }
     }
 
+    /// The file's section holding records of this category.
+    fn section(self) -> &'static str {
+        match self {
+            Category::Identity => "identities",
+            Category::Group => "groups",
+            Category::Role => "roles",
+            Category::Resource => "resources",
+        }
+    }
+
     /// "an identity, group or role", for messages.
     fn list(categories: &[Category]) -> String {
         let nouns: Vec<&str> = categories.iter().map(|c| c.noun()).collect();
@@ -194,29 +217,53 @@ impl Category {
     }
 }
 
+/// A record of the file: its section and position, for messages.
+#[derive(Clone, Copy)]
+struct Record {
+    section: &'static str,
+    index: usize,
+}
+
+impl Record {
+    /// `$.groups[2]`.
+    fn path(self) -> String {
+        format!("$.{}[{}]", self.section, self.index)
+    }
+}
+
 /// One referenceable record.
 struct Entry {
     category: Category,
-    /// `$.groups[2]`, for messages.
-    path: String,
+    /// Its position in its section.
+    index: usize,
     /// `SOURCE:KIND:ID`.
     node_id: String,
     kind: NodeKind,
 }
+
+impl Entry {
+    fn path(&self) -> String {
+        Record { section: self.category.section(), index: self.index }.path()
+    }
+}
+
+/// Ids come from the file, so the maps keep a seeded hasher (foldhash's),
+/// which is fast on strings without being open to crafted collisions.
+type StringMap<V> = HashMap<String, V>;
 
 struct Mapper<'a> {
     source: &'a str,
     file: &'a str,
     entries: Vec<Entry>,
     /// Bare id → entries with that id (at most one per category).
-    by_id: HashMap<String, Vec<usize>>,
+    by_id: StringMap<Vec<usize>>,
     /// `KIND:ID` (the node id without its source) → entry.
-    by_local: HashMap<String, usize>,
+    by_local: StringMap<usize>,
 }
 
 impl<'a> Mapper<'a> {
     fn new(source: &'a str, file: &'a str) -> Mapper<'a> {
-        Mapper { source, file, entries: Vec::new(), by_id: HashMap::new(), by_local: HashMap::new() }
+        Mapper { source, file, entries: Vec::new(), by_id: StringMap::default(), by_local: StringMap::default() }
     }
 
     fn invalid(&self, location: &str, message: impl Into<String>) -> SyncError {
@@ -226,64 +273,71 @@ impl<'a> Mapper<'a> {
     /// Checks ids, kinds and uniqueness of every record, so references can be
     /// resolved in any order (a group may list a group defined after it).
     fn index(&mut self, raw: &RawSnapshot) -> Result<(), SyncError> {
-        // Node id → path of the record that produced it: resource and
-        // credential kinds are free-form, so ids can collide across sections.
-        let mut node_ids: HashMap<String, String> = HashMap::new();
+        let records = raw.identities.len() + raw.groups.len() + raw.roles.len() + raw.resources.len();
+        self.entries.reserve(records);
+        self.by_id.reserve(records);
+        self.by_local.reserve(records);
+        // Node id → the record that produced it: resource and credential
+        // kinds are free-form, so ids can collide across sections.
+        let mut node_ids: StringMap<Record> = StringMap::default();
+        node_ids.reserve(records + raw.credentials.len());
 
         for (i, identity) in raw.identities.iter().enumerate() {
-            let path = format!("$.identities[{i}]");
             let kind = NodeKind::identity_from_str(&identity.kind).ok_or_else(|| {
                 self.invalid(
-                    &format!("{path}.kind"),
+                    &format!("$.identities[{i}].kind"),
                     format!("unknown identity kind `{}`; expected human, agent, service_account or app", identity.kind),
                 )
             })?;
             let key_kind = if kind == NodeKind::Human { "user" } else { kind.as_str() };
-            self.add(Category::Identity, &identity.id, key_kind, kind, path, &mut node_ids)?;
+            self.add(Category::Identity, i, &identity.id, key_kind, kind, &mut node_ids)?;
         }
         for (i, group) in raw.groups.iter().enumerate() {
-            self.add(Category::Group, &group.id, "group", NodeKind::Group, format!("$.groups[{i}]"), &mut node_ids)?;
+            self.add(Category::Group, i, &group.id, "group", NodeKind::Group, &mut node_ids)?;
         }
         for (i, role) in raw.roles.iter().enumerate() {
-            self.add(Category::Role, &role.id, "role", NodeKind::Role, format!("$.roles[{i}]"), &mut node_ids)?;
+            self.add(Category::Role, i, &role.id, "role", NodeKind::Role, &mut node_ids)?;
         }
         for (i, resource) in raw.resources.iter().enumerate() {
-            let path = format!("$.resources[{i}]");
-            self.check_kind_token(&resource.kind, &format!("{path}.kind"), "resource")?;
-            self.add(Category::Resource, &resource.id, &resource.kind, NodeKind::Resource, path, &mut node_ids)?;
+            self.check_kind_token(&resource.kind, &|| format!("$.resources[{i}].kind"), "resource")?;
+            self.add(Category::Resource, i, &resource.id, &resource.kind, NodeKind::Resource, &mut node_ids)?;
         }
-        let mut credential_ids: HashMap<&str, String> = HashMap::new();
+        let mut credential_ids: HashMap<&str, usize> = HashMap::default();
         for (i, credential) in raw.credentials.iter().enumerate() {
-            let path = format!("$.credentials[{i}]");
-            self.check_id(&credential.id, &path)?;
-            self.check_kind_token(&credential.kind, &format!("{path}.kind"), "credential")?;
-            if let Some(first) = credential_ids.insert(&credential.id, path.clone()) {
+            let record = Record { section: "credentials", index: i };
+            self.check_id(&credential.id, record)?;
+            self.check_kind_token(&credential.kind, &|| format!("$.credentials[{i}].kind"), "credential")?;
+            if let Some(first) = credential_ids.insert(&credential.id, i) {
                 return Err(self.invalid(
-                    &format!("{path}.id"),
-                    format!("duplicate credential id `{}` (first at {first})", credential.id),
+                    &format!("$.credentials[{i}].id"),
+                    format!("duplicate credential id `{}` (first at $.credentials[{first}])", credential.id),
                 ));
             }
             let id = node_id(self.source, &credential.kind, &credential.id);
-            if let Some(first) = node_ids.insert(id.clone(), path.clone()) {
-                return Err(self.invalid(&format!("{path}.id"), format!("node id `{id}` is already used by {first}")));
+            if let Some(first) = node_ids.insert(id, record) {
+                let id = node_id(self.source, &credential.kind, &credential.id);
+                return Err(self.invalid(
+                    &format!("$.credentials[{i}].id"),
+                    format!("node id `{id}` is already used by {}", first.path()),
+                ));
             }
         }
         Ok(())
     }
 
-    fn check_id(&self, id: &str, path: &str) -> Result<(), SyncError> {
+    fn check_id(&self, id: &str, record: Record) -> Result<(), SyncError> {
         if id.trim().is_empty() {
-            return Err(self.invalid(&format!("{path}.id"), "an id must not be empty"));
+            return Err(self.invalid(&format!("{}.id", record.path()), "an id must not be empty"));
         }
         Ok(())
     }
 
-    fn check_kind_token(&self, kind: &str, location: &str, what: &str) -> Result<(), SyncError> {
+    fn check_kind_token(&self, kind: &str, location: Location<'_>, what: &str) -> Result<(), SyncError> {
         let ok = !kind.is_empty()
             && kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !ok {
             return Err(self.invalid(
-                location,
+                &location(),
                 format!("{what} kind `{kind}` must be a non-empty token of a-z, 0-9, `_` and `-`"),
             ));
         }
@@ -293,30 +347,39 @@ impl<'a> Mapper<'a> {
     fn add(
         &mut self,
         category: Category,
+        index: usize,
         id: &str,
         key_kind: &str,
         kind: NodeKind,
-        path: String,
-        node_ids: &mut HashMap<String, String>,
+        node_ids: &mut StringMap<Record>,
     ) -> Result<(), SyncError> {
-        self.check_id(id, &path)?;
+        let record = Record { section: category.section(), index };
+        self.check_id(id, record)?;
         let duplicate =
             self.by_id.get(id).and_then(|same_id| same_id.iter().find(|&&e| self.entries[e].category == category));
         if let Some(&first) = duplicate {
-            let first = &self.entries[first].path;
             return Err(self.invalid(
-                &format!("{path}.id"),
-                format!("duplicate {} id `{id}` (first at {first})", category.noun()),
+                &format!("{}.id", record.path()),
+                format!("duplicate {} id `{id}` (first at {})", category.noun(), self.entries[first].path()),
             ));
         }
         let node = node_id(self.source, key_kind, id);
-        if let Some(first) = node_ids.insert(node.clone(), path.clone()) {
-            return Err(self.invalid(&format!("{path}.id"), format!("node id `{node}` is already used by {first}")));
+        if let Some(first) = node_ids.insert(node.clone(), record) {
+            return Err(self.invalid(
+                &format!("{}.id", record.path()),
+                format!("node id `{node}` is already used by {}", first.path()),
+            ));
         }
         let entry = self.entries.len();
-        self.by_id.entry(id.to_string()).or_default().push(entry);
-        self.by_local.insert(format!("{key_kind}:{id}"), entry);
-        self.entries.push(Entry { category, path, node_id: node, kind });
+        match self.by_id.get_mut(id) {
+            Some(same_id) => same_id.push(entry),
+            None => {
+                self.by_id.insert(id.to_string(), vec![entry]);
+            }
+        }
+        // `KIND:ID` is the node id after `SOURCE:`.
+        self.by_local.insert(node[self.source.len() + 1..].to_string(), entry);
+        self.entries.push(Entry { category, index, node_id: node, kind });
         Ok(())
     }
 
@@ -330,26 +393,31 @@ impl<'a> Mapper<'a> {
     }
 
     /// Resolves a reference to one entry of the `allowed` categories.
-    fn resolve(&self, reference: &str, allowed: &[Category], location: &str, field: &str) -> Result<usize, SyncError> {
-        let bare: Vec<usize> = self
-            .by_id
-            .get(reference)
-            .map(|entries| entries.iter().copied().filter(|&e| allowed.contains(&self.entries[e].category)).collect())
-            .unwrap_or_default();
-        match bare.as_slice() {
-            [one] => return Ok(*one),
-            [] => {}
-            many => {
+    fn resolve(
+        &self,
+        reference: &str,
+        allowed: &[Category],
+        location: Location<'_>,
+        field: &str,
+    ) -> Result<usize, SyncError> {
+        let same_id = self.by_id.get(reference).map(Vec::as_slice).unwrap_or_default();
+        let mut bare = same_id.iter().copied().filter(|&e| allowed.contains(&self.entries[e].category));
+        match (bare.next(), bare.next()) {
+            (Some(one), None) => return Ok(one),
+            (None, _) => {}
+            (Some(_), Some(_)) => {
+                let many: Vec<usize> =
+                    same_id.iter().copied().filter(|&e| allowed.contains(&self.entries[e].category)).collect();
                 let found: Vec<String> = many
                     .iter()
                     .map(|&e| {
                         let noun = self.entries[e].category.noun();
-                        format!("{} {noun} ({})", article(noun), self.entries[e].path)
+                        format!("{} {noun} ({})", article(noun), self.entries[e].path())
                     })
                     .collect();
                 let qualified: Vec<String> = many.iter().map(|&e| format!("`{}`", self.local_key(e))).collect();
                 return Err(self.invalid(
-                    location,
+                    &location(),
                     format!(
                         "{field} `{reference}` is ambiguous: it is the id of {}; write {} instead",
                         found.join(" and of "),
@@ -371,18 +439,18 @@ impl<'a> Mapper<'a> {
             return Ok(entry);
         }
 
-        let elsewhere = self.by_id.get(reference).and_then(|entries| entries.first().copied()).or(qualified);
+        let elsewhere = same_id.first().copied().or(qualified);
         let message = match elsewhere {
             Some(e) => format!(
                 "{field} `{reference}` is {} {} ({}), but it must be {}",
                 article(self.entries[e].category.noun()),
                 self.entries[e].category.noun(),
-                self.entries[e].path,
+                self.entries[e].path(),
                 Category::list(allowed)
             ),
             None => format!("{field} `{reference}` is not the id of {} in this file", Category::list(allowed)),
         };
-        Err(self.invalid(location, message))
+        Err(self.invalid(&location(), message))
     }
 
     /// `group:buyers`: the node id without its source.
@@ -394,7 +462,12 @@ impl<'a> Mapper<'a> {
     /// An owner: an email kept as written (trimmed), or an identity of this
     /// file stored as its node id. `this` is the identity being mapped, which
     /// cannot own itself.
-    fn owner(&self, owner: Option<&str>, location: &str, this: Option<usize>) -> Result<Option<String>, SyncError> {
+    fn owner(
+        &self,
+        owner: Option<&str>,
+        location: Location<'_>,
+        this: Option<usize>,
+    ) -> Result<Option<String>, SyncError> {
         let Some(owner) = owner.map(str::trim).filter(|o| !o.is_empty()) else {
             return Ok(None);
         };
@@ -403,47 +476,76 @@ impl<'a> Mapper<'a> {
         }
         let found = self.resolve(owner, &[Category::Identity], location, "owner")?;
         if Some(found) == this {
-            return Err(self.invalid(location, format!("identity `{owner}` cannot own itself")));
+            return Err(self.invalid(&location(), format!("identity `{owner}` cannot own itself")));
         }
         Ok(Some(self.entries[found].node_id.clone()))
     }
 
-    fn time(&self, value: &str, location: &str) -> Result<DateTime<Utc>, SyncError> {
+    fn time(&self, value: &str, location: Location<'_>) -> Result<DateTime<Utc>, SyncError> {
         DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|e| {
-            self.invalid(location, format!("`{value}` is not an RFC 3339 timestamp such as 2026-11-20T00:00:00Z ({e})"))
+            self.invalid(
+                &location(),
+                format!("`{value}` is not an RFC 3339 timestamp such as 2026-11-20T00:00:00Z ({e})"),
+            )
         })
     }
 
-    fn optional_time(&self, value: Option<&str>, location: &str) -> Result<Option<DateTime<Utc>>, SyncError> {
+    fn optional_time(&self, value: Option<&str>, location: Location<'_>) -> Result<Option<DateTime<Utc>>, SyncError> {
         value.map(|v| self.time(v, location)).transpose()
     }
 }
 
-/// Edges unique by key; duplicate grants merge.
-#[derive(Default)]
+/// Edges unique by key ([`Edge::key`]), found without building a key
+/// string per edge: the key is written into a reused buffer and hashed.
 struct Edges {
     edges: Vec<Edge>,
-    by_key: HashMap<String, usize>,
+    /// Positions in `edges`, by the hash of their key.
+    by_key: HashTable<usize>,
+    hasher: DefaultHashBuilder,
+    key: String,
+    other_key: String,
 }
 
 impl Edges {
+    fn with_capacity(capacity: usize) -> Edges {
+        Edges {
+            edges: Vec::with_capacity(capacity),
+            by_key: HashTable::with_capacity(capacity),
+            hasher: DefaultHashBuilder::default(),
+            key: String::new(),
+            other_key: String::new(),
+        }
+    }
+
+    /// The position of the edge with `edge`'s key, or where it was added.
+    fn find_or_add(&mut self, edge: Edge) -> Result<usize, (usize, Edge)> {
+        edge.write_key(&mut self.key);
+        let hash = self.hasher.hash_one(self.key.as_str());
+        let Edges { edges, by_key, hasher, key, other_key } = self;
+        let found = by_key.find(hash, |&at| {
+            edges[at].write_key(other_key);
+            other_key == key
+        });
+        if let Some(&at) = found {
+            return Err((at, edge));
+        }
+        let at = edges.len();
+        edges.push(edge);
+        // Rehashing (only past the capacity reserved) needs each key again.
+        by_key.insert_unique(hash, at, |&at| hasher.hash_one(edges[at].key().as_str()));
+        Ok(at)
+    }
+
     /// Adds an edge unless the same fact is already there.
     fn push(&mut self, edge: Edge) {
-        let key = edge.key();
-        if !self.by_key.contains_key(&key) {
-            self.by_key.insert(key, self.edges.len());
-            self.edges.push(edge);
-        }
+        let _ = self.find_or_add(edge);
     }
 
     /// Adds a grant; a grant of the same actions by the same principal on the
     /// same resource merges into it: the latest expiry wins (none beats any),
     /// and the earliest known grant time is kept (the access is that old).
     fn merge_grant(&mut self, edge: Edge) {
-        let key = edge.key();
-        let Some(&at) = self.by_key.get(&key) else {
-            self.by_key.insert(key, self.edges.len());
-            self.edges.push(edge);
+        let Err((at, edge)) = self.find_or_add(edge) else {
             return;
         };
         let existing = &mut self.edges[at];
@@ -464,4 +566,33 @@ fn article(noun: &str) -> &'static str {
 
 fn non_empty(value: Option<&str>) -> Option<String> {
     value.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+
+    /// Past its reserved capacity the table rehashes from the edges' keys;
+    /// duplicates are still found and merged afterwards.
+    #[test]
+    fn edges_stay_unique_past_their_capacity() {
+        let mut edges = Edges::with_capacity(0);
+        let at = |day: u32| Some(format!("2026-01-{day:02}T00:00:00Z").parse::<DateTime<Utc>>().expect("time"));
+        for round in 0..2u32 {
+            for i in 0..500 {
+                let mut grant = Edge::grant(format!("s:user:u{i}"), "s:repo:r", ["write", "read"]);
+                grant.granted_at = at(round + 1);
+                edges.merge_grant(grant);
+                edges.push(Edge::new(format!("s:user:u{i}"), "s:group:g", EdgeKind::MemberOf));
+            }
+        }
+        assert_eq!(edges.edges.len(), 1000);
+        let keys: std::collections::BTreeSet<String> = edges.edges.iter().map(Edge::key).collect();
+        assert_eq!(keys.len(), 1000);
+        let grant = edges.edges.iter().find(|e| e.kind == EdgeKind::Grant).expect("a grant");
+        assert_eq!(grant.granted_at, at(1), "the earliest grant time is kept");
+        // The same key written differently is still the same fact.
+        edges.merge_grant(Edge::grant("s:user:u1", "s:repo:r", ["read", "write", "read"]));
+        assert_eq!(edges.edges.len(), 1000);
+    }
 }

@@ -306,20 +306,12 @@ enum Item<'a> {
 impl Item<'_> {
     /// Writes the row key (`Edge::key`, the node id) into `buf`, reusing it.
     fn key_into(self, buf: &mut String) {
-        buf.clear();
         match self {
-            Item::Node(node) => buf.push_str(&node.id),
-            Item::Edge(edge) => {
-                buf.push_str(&edge.from);
-                buf.push('|');
-                buf.push_str(edge.kind.as_str());
-                buf.push('|');
-                buf.push_str(&edge.to);
-                for (i, action) in edge.actions.iter().enumerate() {
-                    buf.push(if i == 0 { '|' } else { ',' });
-                    buf.push_str(action);
-                }
+            Item::Node(node) => {
+                buf.clear();
+                buf.push_str(&node.id);
             }
+            Item::Edge(edge) => edge.write_key(buf),
         }
     }
 
