@@ -6,6 +6,7 @@ use accessgraph_config::SinkConfig;
 use accessgraph_connectors::sinks::{EventKind, TicketEvent};
 use accessgraph_graph::{Finding, FindingStatus};
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,31 +50,58 @@ impl Reconciled {
     }
 }
 
+/// A stored finding's lifecycle and digests: what a reconciliation needs of
+/// it, without its body (decoded only for the findings that resolve).
 struct Stored {
-    finding: Finding,
+    status: FindingStatus,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
     muted_until: Option<DateTime<Utc>>,
     last_event: Option<String>,
+    digests: Digests,
     /// This analysis has it.
     seen: bool,
 }
 
+/// What a reconciliation compares of a finding, as digests (the first 16
+/// bytes of SHA-256, hex, like row body hashes): `material` covers severity
+/// and evidence, whose change files an `updated` event; `record` covers the
+/// wording (title, detail, remediation), refreshed in the store silently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Digests {
+    material: String,
+    record: String,
+}
+
+impl Digests {
+    fn of(finding: &Finding) -> Digests {
+        let mut material = Sha256::new();
+        digest_field(&mut material, finding.severity.as_str());
+        material.update((finding.evidence.len() as u64).to_le_bytes());
+        for row in &finding.evidence {
+            material.update((row.len() as u64).to_le_bytes());
+            row.iter().for_each(|cell| digest_field(&mut material, cell));
+        }
+        let mut record = Sha256::new();
+        for field in [&finding.title, &finding.detail, &finding.remediation] {
+            digest_field(&mut record, field);
+        }
+        Digests { material: short_hex(material), record: short_hex(record) }
+    }
+}
+
+/// A field with its length first, so no two field lists digest alike.
+fn digest_field(digest: &mut Sha256, field: &str) {
+    digest.update((field.len() as u64).to_le_bytes());
+    digest.update(field.as_bytes());
+}
+
+fn short_hex(digest: Sha256) -> String {
+    hex::encode(&digest.finalize()[..16])
+}
+
 fn visible_open(last_event: Option<&str>) -> bool {
     matches!(last_event, Some("opened" | "updated" | "reopened"))
-}
-
-/// A change worth telling a ticket about: severity or evidence. Wording that
-/// moves on its own (ages in days) is refreshed in the store silently.
-fn material_change(old: &Finding, new: &Finding) -> bool {
-    old.severity != new.severity || old.evidence != new.evidence
-}
-
-/// Whether the stored record already says exactly this.
-fn same_record(old: &Finding, new: &Finding) -> bool {
-    old.severity == new.severity
-        && old.evidence == new.evidence
-        && old.detail == new.detail
-        && old.title == new.title
-        && old.remediation == new.remediation
 }
 
 /// Rows per multi-row INSERT: under both databases' bind limits.
@@ -89,39 +117,79 @@ const LOOKUP_BATCH: usize = 500;
 /// of them at 100k people) each cycle.
 const SEEN_AT: &str = "findings_seen_at";
 
-/// `SELECT … FROM findings` of the columns `row_to_finding` reads, the
-/// reconciliation instant with them (one statement: one snapshot of both,
-/// on either database).
+/// `SELECT columns FROM findings tail`, with the reconciliation instant
+/// as a column (one statement: one snapshot of both, on either database).
+fn select_with_seen_at(columns: &str, tail: &str) -> String {
+    format!("SELECT {columns}, (SELECT value FROM store_meta WHERE key = '{SEEN_AT}') AS seen_at FROM findings{tail}")
+}
+
+/// `SELECT … FROM findings` of the columns `row_to_finding` reads.
 fn select_findings(tail: &str) -> String {
-    format!(
-        "SELECT body, status, first_seen, last_seen, muted_until, last_event, \
-         (SELECT value FROM store_meta WHERE key = '{SEEN_AT}') AS seen_at FROM findings{tail}"
+    select_with_seen_at("body, status, first_seen, last_seen, muted_until, last_event", tail)
+}
+
+/// `SELECT … FROM findings` of the columns `row_to_stored` reads: the body
+/// only of rows written before digests were kept.
+fn select_stored(tail: &str) -> String {
+    select_with_seen_at(
+        "fingerprint, status, first_seen, last_seen, muted_until, last_event, material_digest, record_digest, \
+         CASE WHEN material_digest IS NULL OR record_digest IS NULL THEN body END AS body",
+        tail,
     )
 }
 
-fn row_to_finding(row: &sqlx::any::AnyRow) -> Result<Stored, StoreError> {
+fn row_status(row: &sqlx::any::AnyRow) -> Result<FindingStatus, StoreError> {
+    let status: String = row.try_get("status")?;
+    FindingStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status `{status}`")))
+}
+
+/// When the finding was last seen: the row's instant, or the last
+/// reconciliation's for a finding not resolved (see [`SEEN_AT`]).
+fn row_last_seen(row: &sqlx::any::AnyRow, status: FindingStatus) -> Result<DateTime<Utc>, StoreError> {
     let seen_at: Option<String> = row.try_get("seen_at")?;
     let seen_at: Option<i64> = match seen_at {
         None => None,
         Some(value) => Some(value.parse().map_err(|_| StoreError::Corrupt(format!("store_meta {SEEN_AT} `{value}`")))?),
     };
+    let written: i64 = row.try_get("last_seen")?;
+    Ok(from_micros(match seen_at {
+        Some(seen) if status != FindingStatus::Resolved => written.max(seen),
+        _ => written,
+    }))
+}
+
+fn row_to_finding(row: &sqlx::any::AnyRow) -> Result<Finding, StoreError> {
     let body: String = row.try_get("body")?;
     let mut finding: Finding = decode_json(&body)?;
-    let status: String = row.try_get("status")?;
-    finding.status = FindingStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status `{status}`")))?;
+    finding.status = row_status(row)?;
     finding.first_seen = from_micros(row.try_get("first_seen")?);
-    let written: i64 = row.try_get("last_seen")?;
-    let last_seen = match seen_at {
-        Some(seen) if finding.status != FindingStatus::Resolved => written.max(seen),
-        _ => written,
+    finding.last_seen = row_last_seen(row, finding.status)?;
+    Ok(finding)
+}
+
+/// A row of [`select_stored`]: (fingerprint, lifecycle).
+fn row_to_stored(row: &sqlx::any::AnyRow) -> Result<(String, Stored), StoreError> {
+    let status = row_status(row)?;
+    let material: Option<String> = row.try_get("material_digest")?;
+    let record: Option<String> = row.try_get("record_digest")?;
+    let digests = match (material, record) {
+        (Some(material), Some(record)) => Digests { material, record },
+        _ => {
+            let body: Option<String> = row.try_get("body")?;
+            let body = body.ok_or_else(|| StoreError::Corrupt("a finding without digests has no body".into()))?;
+            Digests::of(&decode_json::<Finding>(&body)?)
+        }
     };
-    finding.last_seen = from_micros(last_seen);
-    Ok(Stored {
-        finding,
+    let stored = Stored {
+        status,
+        first_seen: from_micros(row.try_get("first_seen")?),
+        last_seen: row_last_seen(row, status)?,
         muted_until: opt_time(row, "muted_until")?,
         last_event: row.try_get("last_event")?,
+        digests,
         seen: false,
-    })
+    };
+    Ok((row.try_get("fingerprint")?, stored))
 }
 
 impl Store {
@@ -153,11 +221,11 @@ impl Store {
             // Decoded as they come: the rows are never all held beside them.
             // Resolved findings are history that grows every cycle; only
             // those this analysis has again (reopened) are read, below.
-            let sql = select_findings(" WHERE status IN ('open', 'muted')");
+            let sql = select_stored(" WHERE status IN ('open', 'muted')");
             let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *tx);
             while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
-                let entry = row_to_finding(&row)?;
-                stored.insert(entry.finding.fingerprint.clone(), entry);
+                let (fingerprint, entry) = row_to_stored(&row)?;
+                stored.insert(fingerprint, entry);
             }
         }
         let resolved: i64 = sqlx::query("SELECT COUNT(*) AS n FROM findings WHERE status = 'resolved'")
@@ -172,13 +240,13 @@ impl Store {
                     " WHERE status = 'resolved' AND fingerprint IN ({})",
                     self.backend.param_list(1, chunk.len())
                 );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(select_findings(&tail)));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(select_stored(&tail)));
                 for fingerprint in chunk {
                     query = query.bind(*fingerprint);
                 }
                 for row in query.fetch_all(&mut *tx).await? {
-                    let entry = row_to_finding(&row)?;
-                    stored.insert(entry.finding.fingerprint.clone(), entry);
+                    let (fingerprint, entry) = row_to_stored(&row)?;
+                    stored.insert(fingerprint, entry);
                 }
             }
         }
@@ -190,17 +258,19 @@ impl Store {
         let mut outbox = OutboxWriter::new(self.backend, now_us);
         for (position, finding) in findings.iter_mut().enumerate() {
             let old = stored.get_mut(&finding.fingerprint);
-            let (event, status, muted_until, last_event) = match &old {
-                None => (Some(EventKind::Opened), FindingStatus::Open, None, None),
-                Some(old) => {
-                    finding.first_seen = old.finding.first_seen;
-                    let muted =
-                        old.muted_until.is_some_and(|until| until > now) && old.finding.status == FindingStatus::Muted;
+            let digests = old.is_some().then(|| Digests::of(finding));
+            let (event, status, muted_until, last_event) = match (&old, &digests) {
+                (Some(old), Some(digests)) => {
+                    finding.first_seen = old.first_seen;
+                    let muted = old.muted_until.is_some_and(|until| until > now) && old.status == FindingStatus::Muted;
                     let event = if muted {
                         None
                     } else if !visible_open(old.last_event.as_deref()) {
                         Some(if old.last_event.is_none() { EventKind::Opened } else { EventKind::Reopened })
-                    } else if material_change(&old.finding, finding) {
+                    } else if old.digests.material != digests.material {
+                        // Severity or evidence: worth telling a ticket about.
+                        // Wording that moves on its own (ages in days) is
+                        // refreshed in the store silently.
                         Some(EventKind::Updated)
                     } else {
                         None
@@ -208,23 +278,24 @@ impl Store {
                     let status = if muted { FindingStatus::Muted } else { FindingStatus::Open };
                     (event, status, if muted { old.muted_until } else { None }, old.last_event.clone())
                 }
+                _ => (Some(EventKind::Opened), FindingStatus::Open, None, None),
             };
             finding.status = status;
             finding.last_seen = now;
             let last_event = event.map(|e| e.as_str().to_string()).or(last_event);
-            match old {
+            match (old, digests) {
                 // Unchanged: only `last_seen` moves, in one statement below.
-                Some(old) if event.is_none() && old.finding.status == status && same_record(&old.finding, finding) => {
+                (Some(old), Some(digests)) if event.is_none() && old.status == status && old.digests == digests => {
                     old.seen = true;
                 }
-                Some(old) => {
+                (Some(old), Some(digests)) => {
                     old.seen = true;
                     updated += 1;
                     let body = serde_json::to_string(&*finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     sqlx::query(
                         "UPDATE findings SET rule = $1, severity = $2, subject = $3, object = $4, status = $5, \
-                         last_seen = $6, resolved_at = NULL, muted_until = $7, last_event = $8, body = $9 \
-                         WHERE fingerprint = $10",
+                         last_seen = $6, resolved_at = NULL, muted_until = $7, last_event = $8, body = $9, \
+                         material_digest = $10, record_digest = $11 WHERE fingerprint = $12",
                     )
                     .bind(finding.rule.as_str())
                     .bind(finding.severity.as_str())
@@ -235,11 +306,13 @@ impl Store {
                     .bind(muted_until.map(to_micros))
                     .bind(last_event)
                     .bind(body)
+                    .bind(digests.material)
+                    .bind(digests.record)
                     .bind(finding.fingerprint.as_str())
                     .execute(&mut *tx)
                     .await?;
                 }
-                None => new_rows.push((position, last_event)),
+                _ => new_rows.push((position, last_event)),
             }
             if let Some(event) = event {
                 outbox.push(&mut tx, outbox_rows(sinks, &filed, event, finding, now)?).await?;
@@ -249,25 +322,42 @@ impl Store {
         insert_findings(&mut tx, self.backend, findings, &new_rows, now_us).await?;
         // Resolutions, written in batches of rows that take the same values.
         // The body is left as it was: the status column is the record's
-        // status (`row_to_finding`), and nothing else in it changes.
+        // status (`row_to_finding`), and nothing else in it changes. Only
+        // these findings' bodies are read: their events carry them.
+        let resolving: Vec<&str> = stored
+            .iter()
+            .filter(|(_, old)| !old.seen && old.status != FindingStatus::Resolved)
+            .map(|(fingerprint, _)| fingerprint.as_str())
+            .collect();
         let mut resolutions: BTreeMap<(i64, Option<String>), Vec<&str>> = BTreeMap::new();
-        for (fingerprint, old) in &stored {
-            if old.seen || old.finding.status == FindingStatus::Resolved {
-                continue;
+        for chunk in resolving.chunks(LOOKUP_BATCH) {
+            let tail = format!(" WHERE fingerprint IN ({})", self.backend.param_list(1, chunk.len()));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(select_findings(&tail)));
+            for fingerprint in chunk {
+                query = query.bind(*fingerprint);
             }
-            // A ticket that was filed (or queued) is closed even if the finding
-            // was muted since: the mute suppresses filing, not the record.
-            let mut finding = old.finding.clone();
-            finding.status = FindingStatus::Resolved;
-            let event = visible_open(old.last_event.as_deref()).then_some(EventKind::Resolved);
-            let last_event = event.map(|e| e.as_str().to_string()).or(old.last_event.clone());
-            // Last seen by the previous reconciliation (the row may be older).
-            resolutions.entry((to_micros(old.finding.last_seen), last_event)).or_default().push(fingerprint.as_str());
-            if let Some(event) = event {
-                outbox.push(&mut tx, outbox_rows(sinks, &filed, event, &finding, now)?).await?;
-                out.changes.push((event, Changed::Resolved(out.resolved.len())));
+            let mut bodies: BTreeMap<String, Finding> = BTreeMap::new();
+            for row in query.fetch_all(&mut *tx).await? {
+                let finding = row_to_finding(&row)?;
+                bodies.insert(finding.fingerprint.clone(), finding);
             }
-            out.resolved.push(finding);
+            for &fingerprint in chunk {
+                let (Some(old), Some(mut finding)) = (stored.get(fingerprint), bodies.remove(fingerprint)) else {
+                    return Err(StoreError::Corrupt(format!("finding `{fingerprint}` has no body to resolve")));
+                };
+                // A ticket that was filed (or queued) is closed even if the
+                // finding was muted since: the mute suppresses filing, not the record.
+                finding.status = FindingStatus::Resolved;
+                let event = visible_open(old.last_event.as_deref()).then_some(EventKind::Resolved);
+                let last_event = event.map(|e| e.as_str().to_string()).or(old.last_event.clone());
+                // Last seen by the previous reconciliation (the row may be older).
+                resolutions.entry((to_micros(old.last_seen), last_event)).or_default().push(fingerprint);
+                if let Some(event) = event {
+                    outbox.push(&mut tx, outbox_rows(sinks, &filed, event, &finding, now)?).await?;
+                    out.changes.push((event, Changed::Resolved(out.resolved.len())));
+                }
+                out.resolved.push(finding);
+            }
         }
         for ((last_seen, last_event), fingerprints) in &resolutions {
             for chunk in fingerprints.chunks(BATCH) {
@@ -319,14 +409,14 @@ impl Store {
             sqlx::query(sqlx::AssertSqlSafe(select_findings(" ORDER BY fingerprint"))).fetch_all(&self.pool).await?;
         let mut out = Vec::new();
         for row in &rows {
-            let stored = row_to_finding(row)?;
-            if status.is_some_and(|s| s != stored.finding.status) {
+            let finding = row_to_finding(row)?;
+            if status.is_some_and(|s| s != finding.status) {
                 continue;
             }
-            if rule.is_some_and(|r| !accessgraph_config::glob_match(r, &stored.finding.rule)) {
+            if rule.is_some_and(|r| !accessgraph_config::glob_match(r, &finding.rule)) {
                 continue;
             }
-            out.push(stored.finding);
+            out.push(finding);
         }
         accessgraph_graph::analyze::sort_findings(&mut out);
         Ok(out)
@@ -489,13 +579,14 @@ async fn insert_findings(
     for chunk in rows.chunks(BATCH) {
         let sql = format!(
             "INSERT INTO findings (fingerprint, rule, severity, subject, object, status, first_seen, last_seen, \
-             last_event, body) VALUES {}",
-            backend.values_clause(chunk.len(), 10)
+             last_event, body, material_digest, record_digest) VALUES {}",
+            backend.values_clause(chunk.len(), 12)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (position, last_event) in chunk {
             let Some(finding) = findings.get(*position) else { continue };
             let body = serde_json::to_string(finding).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let digests = Digests::of(finding);
             query = query
                 .bind(finding.fingerprint.clone())
                 .bind(finding.rule.clone())
@@ -506,7 +597,9 @@ async fn insert_findings(
                 .bind(now_us)
                 .bind(now_us)
                 .bind(last_event.clone())
-                .bind(body);
+                .bind(body)
+                .bind(digests.material)
+                .bind(digests.record);
         }
         query.execute(&mut **tx).await?;
     }

@@ -48,6 +48,7 @@ on_both_databases!(
     digest_skips_only_an_identical_complete_sync,
     failed_sync_changes_nothing,
     reconcile_lifecycle,
+    findings_compare_by_digest_and_rows_without_digests_by_body,
     many_findings_resolve_in_batches,
     mute_holds_events_until_it_expires,
     outbox_pending_and_marks,
@@ -311,6 +312,57 @@ async fn reconcile_lifecycle(url: String) {
         ]
     );
     assert_eq!(store.outbox_backlog().await.expect("backlog"), 5);
+}
+
+/// The digests of a finding's (material, record) columns, by subject.
+async fn finding_digests(store: &Store) -> Vec<(String, Option<String>, Option<String>)> {
+    let rows = sqlx::query("SELECT subject, material_digest, record_digest FROM findings ORDER BY subject")
+        .fetch_all(store.pool())
+        .await
+        .expect("rows");
+    rows.iter()
+        .map(|r| (r.try_get("subject").expect("s"), r.try_get("material_digest").ok(), r.try_get("record_digest").ok()))
+        .map(|(s, m, r): (String, Option<Option<String>>, Option<Option<String>>)| (s, m.flatten(), r.flatten()))
+        .collect()
+}
+
+/// A reconciliation compares digests, not bodies: a wording change is
+/// stored silently, an evidence change is an update. Rows written before
+/// digests were kept (NULL) are compared through their body, exactly as
+/// before, and gain digests when next written.
+async fn findings_compare_by_digest_and_rows_without_digests_by_body(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let sinks = sinks();
+    let a = |at, evidence| finding("a", Severity::High, evidence, at);
+    let b = |at| finding("b", Severity::Medium, "x", at);
+    store.reconcile_findings(&mut [a(t(1), "x"), b(t(1))], t(1), &sinks).await.expect("t1");
+    let written = finding_digests(&store).await;
+    assert!(written.iter().all(|(_, m, r)| m.as_ref().is_some_and(|m| m.len() == 32) && r.is_some()), "{written:?}");
+    assert_ne!(written[0].1, written[1].1, "different evidence, different digests");
+
+    // As a store migrated from before digests holds them.
+    sqlx::query("UPDATE findings SET material_digest = NULL, record_digest = NULL")
+        .execute(store.pool())
+        .await
+        .expect("forget digests");
+    let mut reworded = b(t(2));
+    reworded.title = "A key that has never expired".into();
+    let mut current = [a(t(2), "x"), reworded];
+    let same = store.reconcile_findings(&mut current, t(2), &sinks).await.expect("t2");
+    assert!(same.changes.is_empty(), "unchanged through the body: {:?}", events(&same, &current));
+    let digests = finding_digests(&store).await;
+    assert_eq!(digests[0], ("a".into(), None, None), "an unchanged row is not rewritten");
+    assert_eq!(digests[1].1, written[1].1, "the reworded row has its digests again");
+    assert_ne!(digests[1].2, written[1].2, "and a new record digest");
+    let stored = store.findings(Some(FindingStatus::Open), None).await.expect("open");
+    assert!(stored.iter().any(|f| f.title == "A key that has never expired"), "the wording is stored");
+
+    let mut current = [a(t(3), "y")];
+    let changed = store.reconcile_findings(&mut current, t(3), &sinks).await.expect("t3");
+    assert_eq!(events(&changed, &current), [("updated", "a".into()), ("resolved", "b".into())]);
+    assert_eq!(changed.resolved[0].title, "A key that has never expired", "a resolution carries the stored body");
+    let digests = finding_digests(&store).await;
+    assert!(digests[0].1.is_some() && digests[0].1 != written[0].1, "{digests:?}");
 }
 
 /// Resolutions are written in batches (several, here): every finding gone
