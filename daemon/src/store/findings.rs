@@ -1,7 +1,7 @@
 //! The findings lifecycle: open, update, resolve, reopen, mute; each state
 //! change becomes outbox rows in the same transaction.
 
-use super::{Store, StoreError, decode_json, from_micros, opt_time, to_micros};
+use super::{Store, StoreError, decode_json, from_micros, to_micros};
 use accessgraph_config::SinkConfig;
 use accessgraph_connectors::sinks::{EventKind, TicketEvent};
 use accessgraph_graph::{Finding, FindingStatus};
@@ -117,79 +117,115 @@ const LOOKUP_BATCH: usize = 500;
 /// of them at 100k people) each cycle.
 const SEEN_AT: &str = "findings_seen_at";
 
-/// `SELECT columns FROM findings tail`, with the reconciliation instant
-/// as a column (one statement: one snapshot of both, on either database).
-fn select_with_seen_at(columns: &str, tail: &str) -> String {
-    format!("SELECT {columns}, (SELECT value FROM store_meta WHERE key = '{SEEN_AT}') AS seen_at FROM findings{tail}")
-}
-
-/// `SELECT … FROM findings` of the columns `row_to_finding` reads.
+/// `SELECT … FROM findings` of the columns `row_to_finding` reads, the
+/// reconciliation instant with them (one statement: one snapshot of both,
+/// on either database).
 fn select_findings(tail: &str) -> String {
-    select_with_seen_at("body, status, first_seen, last_seen, muted_until, last_event", tail)
-}
-
-/// `SELECT … FROM findings` of the columns `row_to_stored` reads: the body
-/// only of rows written before digests were kept.
-fn select_stored(tail: &str) -> String {
-    select_with_seen_at(
-        "fingerprint, status, first_seen, last_seen, muted_until, last_event, material_digest, record_digest, \
-         CASE WHEN material_digest IS NULL OR record_digest IS NULL THEN body END AS body",
-        tail,
+    format!(
+        "SELECT body, status, first_seen, last_seen, muted_until, last_event, \
+         (SELECT value FROM store_meta WHERE key = '{SEEN_AT}') AS seen_at FROM findings{tail}"
     )
 }
 
-fn row_status(row: &sqlx::any::AnyRow) -> Result<FindingStatus, StoreError> {
-    let status: String = row.try_get("status")?;
-    FindingStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status `{status}`")))
+/// What a reconciliation reads of a stored finding ([`StoredRow`]): the
+/// body only of rows written before digests were kept.
+const STORED_COLUMNS: &str = "fingerprint, status, first_seen, last_seen, muted_until, last_event, material_digest, \
+     record_digest, CASE WHEN material_digest IS NULL OR record_digest IS NULL THEN body END";
+
+/// `SELECT` [`STORED_COLUMNS`] `FROM findings`, `tail` appended.
+fn select_stored(tail: &str) -> String {
+    format!("SELECT {STORED_COLUMNS} FROM findings{tail}")
 }
 
-/// When the finding was last seen: the row's instant, or the last
-/// reconciliation's for a finding not resolved (see [`SEEN_AT`]).
-fn row_last_seen(row: &sqlx::any::AnyRow, status: FindingStatus) -> Result<DateTime<Utc>, StoreError> {
-    let seen_at: Option<String> = row.try_get("seen_at")?;
-    let seen_at: Option<i64> = match seen_at {
-        None => None,
-        Some(value) => Some(value.parse().map_err(|_| StoreError::Corrupt(format!("store_meta {SEEN_AT} `{value}`")))?),
-    };
-    let written: i64 = row.try_get("last_seen")?;
-    Ok(from_micros(match seen_at {
+/// [`STORED_COLUMNS`] of one row, from a row or from an element of an
+/// SQLite window (a JSON array of them).
+#[derive(serde::Deserialize)]
+struct StoredRow(String, String, i64, i64, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>);
+
+impl StoredRow {
+    fn of(row: &sqlx::any::AnyRow) -> Result<StoredRow, StoreError> {
+        Ok(StoredRow(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
+            row.try_get(5)?,
+            row.try_get(6)?,
+            row.try_get(7)?,
+            row.try_get(8)?,
+        ))
+    }
+
+    /// (fingerprint, lifecycle); `seen_at` is the last reconciliation's instant.
+    fn into_stored(self, seen_at: Option<i64>) -> Result<(String, Stored), StoreError> {
+        let StoredRow(fingerprint, status, first_seen, last_seen, muted_until, last_event, material, record, body) =
+            self;
+        let status = parse_status(&status)?;
+        let digests = match (material, record) {
+            (Some(material), Some(record)) => Digests { material, record },
+            _ => {
+                let body = body.ok_or_else(|| StoreError::Corrupt(format!("finding `{fingerprint}` has no body")))?;
+                Digests::of(&decode_json::<Finding>(&body)?)
+            }
+        };
+        let stored = Stored {
+            status,
+            first_seen: from_micros(first_seen),
+            last_seen: seen_by(last_seen, seen_at, status),
+            muted_until: muted_until.map(from_micros),
+            last_event,
+            digests,
+            seen: false,
+        };
+        Ok((fingerprint, stored))
+    }
+}
+
+/// One SQLite window ([`super::json_window_sql`]) of the open and muted
+/// findings' [`STORED_COLUMNS`], past the rowid bound to `$1`.
+pub(super) fn open_findings_window_sql() -> String {
+    super::json_window_sql(
+        Some(&format!("json_array({STORED_COLUMNS})")),
+        "findings NOT INDEXED WHERE status IN ('open', 'muted')",
+        1,
+    )
+}
+
+/// The last reconciliation's instant ([`SEEN_AT`]).
+async fn read_seen_at(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<Option<i64>, StoreError> {
+    let row =
+        sqlx::query("SELECT value FROM store_meta WHERE key = $1").bind(SEEN_AT).fetch_optional(&mut **tx).await?;
+    let value: Option<String> = row.map(|row| row.try_get("value")).transpose()?;
+    value.map(|value| parse_seen_at(&value)).transpose()
+}
+
+fn parse_seen_at(value: &str) -> Result<i64, StoreError> {
+    value.parse().map_err(|_| StoreError::Corrupt(format!("store_meta {SEEN_AT} `{value}`")))
+}
+
+/// When a finding was last seen: the instant its row was written, or the
+/// last reconciliation's for a finding not resolved (see [`SEEN_AT`]).
+fn seen_by(written: i64, seen_at: Option<i64>, status: FindingStatus) -> DateTime<Utc> {
+    from_micros(match seen_at {
         Some(seen) if status != FindingStatus::Resolved => written.max(seen),
         _ => written,
-    }))
+    })
+}
+
+fn parse_status(status: &str) -> Result<FindingStatus, StoreError> {
+    FindingStatus::parse(status).ok_or_else(|| StoreError::Corrupt(format!("status `{status}`")))
 }
 
 fn row_to_finding(row: &sqlx::any::AnyRow) -> Result<Finding, StoreError> {
     let body: String = row.try_get("body")?;
     let mut finding: Finding = decode_json(&body)?;
-    finding.status = row_status(row)?;
+    finding.status = parse_status(&row.try_get::<String, _>("status")?)?;
     finding.first_seen = from_micros(row.try_get("first_seen")?);
-    finding.last_seen = row_last_seen(row, finding.status)?;
+    let seen_at: Option<String> = row.try_get("seen_at")?;
+    let seen_at = seen_at.map(|value| parse_seen_at(&value)).transpose()?;
+    finding.last_seen = seen_by(row.try_get("last_seen")?, seen_at, finding.status);
     Ok(finding)
-}
-
-/// A row of [`select_stored`]: (fingerprint, lifecycle).
-fn row_to_stored(row: &sqlx::any::AnyRow) -> Result<(String, Stored), StoreError> {
-    let status = row_status(row)?;
-    let material: Option<String> = row.try_get("material_digest")?;
-    let record: Option<String> = row.try_get("record_digest")?;
-    let digests = match (material, record) {
-        (Some(material), Some(record)) => Digests { material, record },
-        _ => {
-            let body: Option<String> = row.try_get("body")?;
-            let body = body.ok_or_else(|| StoreError::Corrupt("a finding without digests has no body".into()))?;
-            Digests::of(&decode_json::<Finding>(&body)?)
-        }
-    };
-    let stored = Stored {
-        status,
-        first_seen: from_micros(row.try_get("first_seen")?),
-        last_seen: row_last_seen(row, status)?,
-        muted_until: opt_time(row, "muted_until")?,
-        last_event: row.try_get("last_event")?,
-        digests,
-        seen: false,
-    };
-    Ok((row.try_get("fingerprint")?, stored))
 }
 
 impl Store {
@@ -216,16 +252,31 @@ impl Store {
                 .await?;
         }
         let started = std::time::Instant::now();
+        let seen_at = read_seen_at(&mut tx).await?;
         let mut stored: BTreeMap<String, Stored> = BTreeMap::new();
-        {
-            // Decoded as they come: the rows are never all held beside them.
-            // Resolved findings are history that grows every cycle; only
-            // those this analysis has again (reopened) are read, below.
-            let sql = select_stored(" WHERE status IN ('open', 'muted')");
-            let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *tx);
-            while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
-                let (fingerprint, entry) = row_to_stored(&row)?;
-                stored.insert(fingerprint, entry);
+        // Resolved findings are history that grows every cycle; only those
+        // this analysis has again (reopened) are read, below.
+        match self.backend {
+            super::Backend::Sqlite => {
+                // In windows of rows (see `sqlite_windows`), by rowid: the
+                // status index is not in rowid order.
+                let sql = open_findings_window_sql();
+                let mut windows = super::json_windows(&mut tx, sql, Vec::new(), "open findings".into());
+                while let Some(window) = futures_util::TryStreamExt::try_next(&mut windows).await? {
+                    for row in super::decode_window::<StoredRow>(&window)? {
+                        let (fingerprint, entry) = row.into_stored(seen_at)?;
+                        stored.insert(fingerprint, entry);
+                    }
+                }
+            }
+            super::Backend::Postgres => {
+                // Decoded as they come: the rows are never all held beside them.
+                let sql = select_stored(" WHERE status IN ('open', 'muted')");
+                let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *tx);
+                while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+                    let (fingerprint, entry) = StoredRow::of(&row)?.into_stored(seen_at)?;
+                    stored.insert(fingerprint, entry);
+                }
             }
         }
         let resolved: i64 = sqlx::query("SELECT COUNT(*) AS n FROM findings WHERE status = 'resolved'")
@@ -245,7 +296,7 @@ impl Store {
                     query = query.bind(*fingerprint);
                 }
                 for row in query.fetch_all(&mut *tx).await? {
-                    let (fingerprint, entry) = row_to_stored(&row)?;
+                    let (fingerprint, entry) = StoredRow::of(&row)?.into_stored(seen_at)?;
                     stored.insert(fingerprint, entry);
                 }
             }

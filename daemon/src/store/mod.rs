@@ -507,17 +507,37 @@ pub(crate) fn sqlite_windows<'c>(
     source: &'c str,
     at: Option<DateTime<Utc>>,
 ) -> futures_util::stream::BoxStream<'c, Result<Window, StoreError>> {
-    let sql = window_sql(element, table, at);
+    let mut params = vec![WindowParam::Text(source)];
+    params.extend(at.map(|at| WindowParam::Integer(to_micros(at))));
+    json_windows(conn, window_sql(element, table, at), params, format!("{table} of source `{source}`"))
+}
+
+/// A value bound to a window's statement before the rowid it starts after.
+pub(crate) enum WindowParam<'a> {
+    Text(&'a str),
+    Integer(i64),
+}
+
+/// The windows of a statement built by [`json_window_sql`] (see
+/// [`sqlite_windows`]): `params` are bound first, then the rowid the window
+/// starts after. `what` names the rows in errors.
+pub(crate) fn json_windows<'c>(
+    conn: &'c mut sqlx::AnyConnection,
+    sql: String,
+    params: Vec<WindowParam<'c>>,
+    what: String,
+) -> futures_util::stream::BoxStream<'c, Result<Window, StoreError>> {
     Box::pin(futures_util::stream::try_unfold((conn, Some(0i64)), move |(conn, after)| {
-        let sql = sql.clone();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+        for param in &params {
+            query = match param {
+                WindowParam::Text(text) => query.bind(*text),
+                WindowParam::Integer(value) => query.bind(*value),
+            };
+        }
+        let origin = format!("{what} after rowid {}", after.unwrap_or_default());
         async move {
             let Some(after) = after else { return Ok(None) };
-            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source);
-            let query = match at {
-                None => query,
-                Some(at) => query.bind(to_micros(at)),
-            };
-            let origin = format!("{table} of source `{source}` after rowid {after}");
             let row = query.bind(after).fetch_one(&mut *conn).await?;
             let rows: i64 = row.try_get("n")?;
             if rows == 0 {
@@ -611,13 +631,20 @@ impl<T: Send + 'static> DecodeAhead<T> {
 fn window_sql(element: Option<&str>, table: &str, at: Option<DateTime<Utc>>) -> String {
     let (when, next) = valid_clause(at);
     let indexed = if at.is_some() { " NOT INDEXED" } else { "" };
+    json_window_sql(element, &format!("{table}{indexed} WHERE {when}"), next)
+}
+
+/// One window over `rows` (`TABLE WHERE …`; a rowid table) past the rowid
+/// bound to `$next`, in rowid order: a JSON array of `element` per row, or
+/// of the rows' `body` as stored when `element` is None.
+pub(crate) fn json_window_sql(element: Option<&str>, rows: &str, next: usize) -> String {
     let batch = match element {
         Some(element) => format!("json_group_array({element} ORDER BY rid)"),
         None => "'[' || group_concat(body, ',' ORDER BY rid) || ']'".to_string(),
     };
     format!(
         "SELECT {batch} AS batch, MAX(rid) AS last, COUNT(*) AS n FROM \
-         (SELECT rowid AS rid, * FROM {table}{indexed} WHERE {when} AND rowid > ${next} ORDER BY rowid LIMIT {WINDOW_ROWS})"
+         (SELECT rowid AS rid, * FROM {rows} AND rowid > ${next} ORDER BY rowid LIMIT {WINDOW_ROWS})"
     )
 }
 

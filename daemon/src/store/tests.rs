@@ -50,6 +50,7 @@ on_both_databases!(
     reconcile_lifecycle,
     findings_compare_by_digest_and_rows_without_digests_by_body,
     many_findings_resolve_in_batches,
+    open_findings_across_windows_are_all_compared,
     mute_holds_events_until_it_expires,
     outbox_pending_and_marks,
     outbox_claims_are_exclusive,
@@ -365,6 +366,21 @@ async fn findings_compare_by_digest_and_rows_without_digests_by_body(url: String
     assert!(digests[0].1.is_some() && digests[0].1 != written[0].1, "{digests:?}");
 }
 
+/// More open findings than one SQLite window holds: every one is found
+/// again (no event), and the one gone is the one resolved.
+async fn open_findings_across_windows_are_all_compared(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let sinks = sinks();
+    let many: Vec<Finding> = (0..8300).map(|i| finding(&format!("s{i:05}"), Severity::Low, "x", t(1))).collect();
+    store.reconcile_findings(&mut many.clone(), t(1), &sinks).await.expect("t1");
+    let same = store.reconcile_findings(&mut many.clone(), t(2), &sinks).await.expect("t2");
+    assert!(same.changes.is_empty(), "{} changes", same.changes.len());
+    let mut fewer = many[1..].to_vec();
+    let gone = store.reconcile_findings(&mut fewer, t(3), &sinks).await.expect("t3");
+    assert_eq!(events(&gone, &fewer), [("resolved", "s00000".into())]);
+    assert!(fewer.iter().all(|f| f.first_seen == t(1)));
+}
+
 /// Resolutions are written in batches (several, here): every finding gone
 /// is resolved once, last seen by the reconciliation before. Findings that
 /// come back are found among the resolved ones (looked up in batches too)
@@ -599,6 +615,19 @@ async fn sqlite_windows_seek_past_the_last_row() {
             assert!(!plan.iter().any(|step| step == "USE TEMP B-TREE FOR ORDER BY"), "{sql}: {plan:?}");
         }
     }
+}
+
+/// The reconciliation's windows of open findings walk the table by rowid:
+/// through the status index each window would read and sort every open
+/// finding again.
+#[tokio::test]
+async fn open_findings_windows_seek_past_the_last_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.expect("open");
+    let sql = super::findings::open_findings_window_sql();
+    let plan = crate::testdb::sqlite_plan(&store, &sql, vec![crate::testdb::PlanValue::Int(0)]).await;
+    assert!(plan.iter().any(|step| step == "SEARCH findings USING INTEGER PRIMARY KEY (rowid>?)"), "{plan:?}");
+    assert!(!plan.iter().any(|step| step == "USE TEMP B-TREE FOR ORDER BY"), "{plan:?}");
 }
 
 /// A stored body that does not decode is an error that says where it is,
