@@ -650,7 +650,7 @@ pub(crate) fn json_window_sql(element: Option<&str>, rows: &str, next: usize) ->
 
 /// The items of a window; an error names where it came from. A body that
 /// is not one JSON value (say `{…},{…}`) gives another count of items.
-pub(crate) fn decode_window<T: serde::de::DeserializeOwned>(window: &Window) -> Result<Vec<T>, StoreError> {
+pub(crate) fn decode_window<'w, T: serde::Deserialize<'w>>(window: &'w Window) -> Result<Vec<T>, StoreError> {
     let items: Vec<T> =
         serde_json::from_str(&window.batch).map_err(|e| StoreError::Corrupt(format!("{}: {e}", window.origin)))?;
     if items.len() != window.rows {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 
 /// Rows a sync changed.
 /// A failed sync stores `{}` (the column default): every count reads as 0.
@@ -386,7 +387,8 @@ fn hash_hex(body: &[u8]) -> [u8; 32] {
 
 /// A row the source currently has open.
 struct Current {
-    hash: String,
+    /// Its body hash ([`stored_hash`]).
+    hash: [u8; 32],
     valid_from: i64,
     /// The fragment has this key (unchanged or changed).
     seen: bool,
@@ -586,7 +588,8 @@ async fn apply_table(
     let mut body = Vec::new();
     // New keys met so far, by a 64-bit hash of the key → first item; exact
     // comparison on a hash match (`new_exact` holds keys whose hash collided).
-    let mut new_keys: HashMap<u64, usize> = HashMap::new();
+    let hasher = hashbrown::DefaultHashBuilder::default();
+    let mut new_keys: RowMap<u64, usize> = RowMap::default();
     let mut new_exact: HashSet<String> = HashSet::new();
     let mut other_key = String::new();
     let mut changed: Vec<usize> = Vec::new();
@@ -597,17 +600,17 @@ async fn apply_table(
                 return Err(duplicate(&key));
             }
             existing.seen = true;
-            if existing.hash.as_bytes() != hash.as_slice() {
+            if existing.hash != *hash {
                 existing.changed = true;
                 changed.push(i);
             }
             continue;
         }
-        match new_keys.entry(key_hash(&key)) {
-            std::collections::hash_map::Entry::Vacant(slot) => {
+        match new_keys.entry(hasher.hash_one(key.as_str())) {
+            hashbrown::hash_map::Entry::Vacant(slot) => {
                 slot.insert(i);
             }
-            std::collections::hash_map::Entry::Occupied(slot) => {
+            hashbrown::hash_map::Entry::Occupied(slot) => {
                 items[*slot.get()].key_into(&mut other_key);
                 if other_key == key || !new_exact.insert(key.clone()) {
                     return Err(duplicate(&key));
@@ -741,17 +744,17 @@ async fn current_rows(
     table: Table,
     source: &str,
     expected: usize,
-) -> Result<HashMap<String, Current>, StoreError> {
+) -> Result<RowMap<String, Current>, StoreError> {
     use futures_util::TryStreamExt;
     let key_column = table.key_column();
-    let mut current: HashMap<String, Current> = HashMap::with_capacity(expected);
-    let open = |hash, valid_from| Current { hash, valid_from, seen: false, changed: false };
+    let mut current: RowMap<String, Current> = RowMap::with_capacity_and_hasher(expected, Default::default());
+    let open = |hash: &str, valid_from| Current { hash: stored_hash(hash), valid_from, seen: false, changed: false };
     if backend == super::Backend::Sqlite {
         let element = format!("json_array({key_column}, body_hash, valid_from)");
         let mut windows = super::sqlite_windows(tx, Some(&element), table.name(), source, None);
         while let Some(window) = windows.try_next().await? {
-            let rows: Vec<(String, String, i64)> = super::decode_window(&window)?;
-            current.extend(rows.into_iter().map(|(key, hash, valid_from)| (key, open(hash, valid_from))));
+            let rows: Vec<CurrentRow<'_>> = super::decode_window(&window)?;
+            current.extend(rows.into_iter().map(|CurrentRow(key, hash, valid_from)| (key, open(&hash, valid_from))));
         }
         return Ok(current);
     }
@@ -761,20 +764,42 @@ async fn current_rows(
     );
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).fetch(&mut **tx);
     while let Some(row) = rows.try_next().await? {
-        current.insert(row.try_get("k")?, open(row.try_get("body_hash")?, row.try_get("valid_from")?));
+        let hash: String = row.try_get("body_hash")?;
+        current.insert(row.try_get("k")?, open(&hash, row.try_get("valid_from")?));
     }
     Ok(current)
 }
 
-fn key_hash(key: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+/// Maps keyed by row keys, with a seeded hasher (foldhash's): keys come
+/// from remote systems, and SipHash was a tenth of a large diff.
+type RowMap<K, V> = hashbrown::HashMap<K, V>;
+
+/// (key, body hash, valid from) of a current row in an SQLite window; the
+/// hash (hex, never escaped) is read in place.
+#[derive(Deserialize)]
+struct CurrentRow<'a>(String, #[serde(borrow)] std::borrow::Cow<'a, str>, i64);
+
+/// A stored body hash as the diff compares it. One of another length (not
+/// written by this version) reads as all zeros, which no hash equals: its
+/// row is rewritten rather than taken as unchanged.
+fn stored_hash(hex: &str) -> [u8; 32] {
+    hex.as_bytes().try_into().unwrap_or([0; 32])
 }
 
 #[cfg(test)]
 mod unit_tests {
     use super::*;
     use accessgraph_graph::model::{Edge, EdgeKind};
+
+    /// A stored hash this version did not write never equals a new one.
+    #[test]
+    fn a_stored_hash_of_another_length_reads_as_changed() {
+        let body = b"{}";
+        let written = hash_hex(body);
+        assert_eq!(stored_hash(std::str::from_utf8(&written).expect("hex")), written);
+        assert_ne!(stored_hash("abc"), written);
+        assert_ne!(stored_hash(&"0".repeat(64)), written);
+    }
 
     #[test]
     fn row_keys_are_the_models_keys() {
