@@ -302,11 +302,9 @@ impl Store {
             }
         }
         let mut updated = 0u64;
-        let filed = filed_sinks(&mut tx).await?;
         let now_us = to_micros(now);
         let mut out = Reconciled::default();
         let mut new_rows: Vec<(usize, Option<String>)> = Vec::new();
-        let mut outbox = OutboxWriter::new(self.backend, now_us);
         for (position, finding) in findings.iter_mut().enumerate() {
             let old = stored.get_mut(&finding.fingerprint);
             let digests = old.is_some().then(|| Digests::of(finding));
@@ -366,7 +364,6 @@ impl Store {
                 _ => new_rows.push((position, last_event)),
             }
             if let Some(event) = event {
-                outbox.push(&mut tx, outbox_rows(sinks, &filed, event, finding, now)?).await?;
                 out.changes.push((event, Changed::Current(position)));
             }
         }
@@ -404,7 +401,6 @@ impl Store {
                 // Last seen by the previous reconciliation (the row may be older).
                 resolutions.entry((to_micros(old.last_seen), last_event)).or_default().push(fingerprint);
                 if let Some(event) = event {
-                    outbox.push(&mut tx, outbox_rows(sinks, &filed, event, &finding, now)?).await?;
                     out.changes.push((event, Changed::Resolved(out.resolved.len())));
                 }
                 out.resolved.push(finding);
@@ -435,6 +431,13 @@ impl Store {
             .bind(now_us.to_string())
             .execute(&mut *tx)
             .await?;
+        // Each state change queued for every sink that takes it, in the
+        // order of the changes.
+        let filed = filed_sinks(&mut tx, self.backend, &out, findings).await?;
+        let mut outbox = OutboxWriter::new(self.backend, now_us);
+        for (event, finding) in out.events(findings) {
+            outbox.push(&mut tx, outbox_rows(sinks, &filed, event, finding, now)?).await?;
+        }
         out.outbox_rows = outbox.finish(&mut tx).await?;
         tx.commit().await?;
         tracing::debug!(
@@ -507,14 +510,36 @@ impl Store {
 }
 
 /// Sinks that already hold a ticket per fingerprint: later changes go to
-/// them even if the finding no longer passes their filter.
+/// them even if the finding no longer passes their filter. Read only for
+/// the findings of changes other than `opened` (an opening goes by the
+/// sink's filter alone), through `outbox_fingerprint`: the outbox keeps
+/// every event ever queued, and reading all of it each analysis grew with
+/// every cycle.
 async fn filed_sinks(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: super::Backend,
+    reconciled: &Reconciled,
+    current: &[Finding],
 ) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
-    let rows = sqlx::query("SELECT DISTINCT fingerprint, sink FROM outbox").fetch_all(&mut **tx).await?;
+    let asked: BTreeSet<&str> = reconciled
+        .events(current)
+        .filter(|(event, _)| *event != EventKind::Opened)
+        .map(|(_, finding)| finding.fingerprint.as_str())
+        .collect();
+    let asked: Vec<&str> = asked.into_iter().collect();
     let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for row in rows {
-        map.entry(row.try_get("fingerprint")?).or_default().insert(row.try_get("sink")?);
+    for chunk in asked.chunks(LOOKUP_BATCH) {
+        let sql = format!(
+            "SELECT DISTINCT fingerprint, sink FROM outbox WHERE fingerprint IN ({})",
+            backend.param_list(1, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for fingerprint in chunk {
+            query = query.bind(*fingerprint);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            map.entry(row.try_get("fingerprint")?).or_default().insert(row.try_get("sink")?);
+        }
     }
     Ok(map)
 }

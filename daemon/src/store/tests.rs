@@ -51,6 +51,7 @@ on_both_databases!(
     findings_compare_by_digest_and_rows_without_digests_by_body,
     many_findings_resolve_in_batches,
     open_findings_across_windows_are_all_compared,
+    a_sink_that_filed_a_ticket_hears_its_later_changes,
     mute_holds_events_until_it_expires,
     outbox_pending_and_marks,
     outbox_claims_are_exclusive,
@@ -381,6 +382,54 @@ async fn open_findings_across_windows_are_all_compared(url: String) {
     assert!(fewer.iter().all(|f| f.first_seen == t(1)));
 }
 
+/// A sink that filed a finding's ticket is told of its later changes even
+/// once the finding falls below its filter; a finding it never filed goes
+/// to it only by its filter.
+async fn a_sink_that_filed_a_ticket_hears_its_later_changes(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let all = SinkConfig { name: "all".into(), min_severity: Severity::Low, ..sinks().remove(0) };
+    let high = SinkConfig { name: "high".into(), min_severity: Severity::High, ..sinks().remove(0) };
+    let sinks = [all, high];
+    let queued = |store: &Store| {
+        let pool = store.pool().clone();
+        async move {
+            let rows = sqlx::query(
+                "SELECT sink, subject, event FROM outbox o JOIN findings f USING (fingerprint) ORDER BY o.id",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("outbox");
+            rows.iter()
+                .map(|r| {
+                    let (sink, subject, event): (String, String, String) = (
+                        r.try_get("sink").expect("s"),
+                        r.try_get("subject").expect("s"),
+                        r.try_get("event").expect("e"),
+                    );
+                    format!("{sink} {subject} {event}")
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    store
+        .reconcile_findings(
+            &mut [finding("a", Severity::High, "x", t(1)), finding("b", Severity::Low, "x", t(1))],
+            t(1),
+            &sinks,
+        )
+        .await
+        .expect("t1");
+    assert_eq!(queued(&store).await, ["all a opened", "high a opened", "all b opened"]);
+    let mut current = [finding("a", Severity::Low, "x", t(2)), finding("b", Severity::Low, "y", t(2))];
+    store.reconcile_findings(&mut current, t(2), &sinks).await.expect("t2");
+    assert_eq!(queued(&store).await[3..], ["all a updated", "high a updated", "all b updated"]);
+    store.reconcile_findings(&mut [], t(3), &sinks).await.expect("t3");
+    // Resolutions come in fingerprint order.
+    let mut resolved = queued(&store).await[6..].to_vec();
+    resolved.sort();
+    assert_eq!(resolved, ["all a resolved", "all b resolved", "high a resolved"]);
+}
+
 /// Resolutions are written in batches (several, here): every finding gone
 /// is resolved once, last seen by the reconciliation before. Findings that
 /// come back are found among the resolved ones (looked up in batches too)
@@ -628,6 +677,14 @@ async fn open_findings_windows_seek_past_the_last_row() {
     let plan = crate::testdb::sqlite_plan(&store, &sql, vec![crate::testdb::PlanValue::Int(0)]).await;
     assert!(plan.iter().any(|step| step == "SEARCH findings USING INTEGER PRIMARY KEY (rowid>?)"), "{plan:?}");
     assert!(!plan.iter().any(|step| step == "USE TEMP B-TREE FOR ORDER BY"), "{plan:?}");
+    // The sinks holding a ticket: looked up, not read from the whole outbox.
+    let sql = "SELECT DISTINCT fingerprint, sink FROM outbox WHERE fingerprint IN ($1, $2)";
+    let binds = vec![crate::testdb::PlanValue::Text("a".into()), crate::testdb::PlanValue::Text("b".into())];
+    let plan = crate::testdb::sqlite_plan(&store, sql, binds).await;
+    assert!(
+        plan.iter().any(|step| step.starts_with("SEARCH outbox USING COVERING INDEX outbox_fingerprint")),
+        "{plan:?}"
+    );
 }
 
 /// A stored body that does not decode is an error that says where it is,
