@@ -296,15 +296,28 @@ async fn open_store(config: &Config) -> Result<Store, Exit> {
 }
 
 fn write_output(output: Option<&Path>, text: &str) -> Result<(), Exit> {
+    write_output_with(output, |out| out.write_all(text.as_bytes()))
+}
+
+/// Writes `output` (stdout when None) through `write`, buffered.
+fn write_output_with(
+    output: Option<&Path>,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), Exit> {
+    use std::io::Write;
     match output {
         Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display())).map_err(internal)
+            let written = std::fs::File::create(path).and_then(|file| {
+                let mut out = std::io::BufWriter::new(file);
+                write(&mut out)?;
+                out.flush()
+            });
+            written.with_context(|| format!("writing {}", path.display())).map_err(internal)
         }
         None => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
             // A closed pipe (`| head`) is not an error worth a stack of messages.
-            let _ = stdout.write_all(text.as_bytes());
+            let _ = write(&mut stdout);
             let _ = stdout.flush();
             Ok(())
         }
@@ -381,6 +394,9 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     // needed while the requests are filed.
     let mut report = Report::from_cycle(&mut cycle);
     drop(cycle);
+    // What the analysis freed goes back before filing and rendering, which
+    // would otherwise peak on top of it.
+    crate::memory::release_free_heap();
     if !args.no_file {
         let delivery = pipeline::deliver_outbox(&config, &store, now).await.map_err(internal)?;
         tracing::info!(delivered = delivery.delivered, failed = delivery.failed, "remediation requests filed");
@@ -388,7 +404,7 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     if args.format == Format::Html {
         report = report.with_history(&store.analysis_history(TREND_SNAPSHOTS).await.map_err(internal)?);
     }
-    write_output(args.output.as_deref(), &report.render(args.format))?;
+    write_output_with(args.output.as_deref(), |out| report.write(args.format, out))?;
     if any_failed {
         return Ok(exit::SOURCE_FAILED);
     }

@@ -213,6 +213,15 @@ impl Report {
         self.findings.iter().filter(|f| f.status == FindingStatus::Resolved).collect()
     }
 
+    /// Renders in a format to `out`; JSON is serialized straight into it,
+    /// never held whole.
+    pub fn write(&self, format: Format, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match format {
+            Format::Json => json::write(self, out),
+            other => out.write_all(self.render(other).as_bytes()),
+        }
+    }
+
     /// Renders in a format.
     pub fn render(&self, format: Format) -> String {
         match format {
@@ -333,6 +342,26 @@ mod tests {
         // `s` lost `read` on `x` and gained `admin`: also widened (it had access).
         let removed = vec![t("s", "x", "read")];
         assert_eq!(widened(&added, &removed, &current), vec![t("p", "r", "write"), t("s", "x", "admin")]);
+    }
+
+    /// `scan --output` streams the report; it must be the rendered text.
+    #[tokio::test]
+    async fn a_written_report_is_the_rendered_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/demo.toml");
+        let mut config = accessgraph_config::load(&path).expect("demo config");
+        config.store.url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = crate::store::Store::open(&config.store.url).await.expect("store");
+        let now: DateTime<Utc> = "2026-11-20T00:00:00Z".parse().expect("time");
+        let sources = crate::pipeline::sync_all(&config, &store, now).await;
+        let mut cycle = crate::pipeline::analyze_and_record(&config, &store, now, sources, None).await.expect("cycle");
+        let report = Report::from_cycle(&mut cycle);
+        assert!(!report.findings.is_empty());
+        for format in [Format::Json, Format::Markdown, Format::Ocsf] {
+            let mut written = Vec::new();
+            report.write(format, &mut written).expect("write");
+            assert_eq!(String::from_utf8(written).expect("utf-8"), report.render(format), "{format:?}");
+        }
     }
 
     #[test]
