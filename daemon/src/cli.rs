@@ -397,6 +397,7 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     // What the analysis freed goes back before filing and rendering, which
     // would otherwise peak on top of it.
     crate::memory::release_free_heap();
+    tracing::debug!(rss_mib = crate::memory::resident_mib(), "analysis released");
     if !args.no_file {
         let delivery = pipeline::deliver_outbox(&config, &store, now).await.map_err(internal)?;
         tracing::info!(delivered = delivery.delivered, failed = delivery.failed, "remediation requests filed");
@@ -404,7 +405,9 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     if args.format == Format::Html {
         report = report.with_history(&store.analysis_history(TREND_SNAPSHOTS).await.map_err(internal)?);
     }
+    tracing::debug!(rss_mib = crate::memory::resident_mib(), "rendering the report");
     write_output_with(args.output.as_deref(), |out| report.write(args.format, out))?;
+    tracing::debug!(rss_mib = crate::memory::resident_mib(), "report written");
     if any_failed {
         return Ok(exit::SOURCE_FAILED);
     }
