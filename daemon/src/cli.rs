@@ -392,7 +392,8 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     drop(progress);
     // The report takes the findings; the graph and the access are not
     // needed while the requests are filed.
-    let mut report = Report::from_cycle(&mut cycle);
+    let mut report = Report::from_cycle_for(&mut cycle, args.format);
+    tracing::debug!(rss_mib = crate::memory::resident_mib(), "report built");
     drop(cycle);
     // What the analysis freed goes back before filing and rendering, which
     // would otherwise peak on top of it.

@@ -35,6 +35,14 @@ pub enum Format {
     Html,
 }
 
+impl Format {
+    /// Whether the rendering names the nodes and edges along evidence paths
+    /// ([`Report::labels`], [`Report::edge_labels`]).
+    fn shows_labels(self) -> bool {
+        matches!(self, Format::Ocsf | Format::Html)
+    }
+}
+
 /// Counts of findings by severity and rule.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Counts {
@@ -143,6 +151,17 @@ impl Report {
     /// resolved) instead of copying them: at 100k people a copy is 200 MB
     /// beside the analysis.
     pub fn from_cycle(cycle: &mut Cycle) -> Report {
+        Report::build(cycle, true)
+    }
+
+    /// The report of one cycle that will be rendered in `format` only: the
+    /// labels of evidence paths (built from the graph, and at 100k people
+    /// the largest part of building a report) only if that format shows them.
+    pub fn from_cycle_for(cycle: &mut Cycle, format: Format) -> Report {
+        Report::build(cycle, format.shows_labels())
+    }
+
+    fn build(cycle: &mut Cycle, with_labels: bool) -> Report {
         let mut findings = std::mem::take(&mut cycle.analysis.findings);
         accessgraph_graph::analyze::sort_findings(&mut findings);
         let mut resolved = std::mem::take(&mut cycle.reconciled.resolved);
@@ -151,7 +170,7 @@ impl Report {
         let access_widened = widened(&cycle.changes.added, &cycle.changes.removed, &cycle.access_set);
         let (catalog, uncatalogued) =
             catalog::build(&cycle.graph, &cycle.analysis.access, &cycle.settings, &findings, cycle.now);
-        let (labels, edge_labels) = labels(&cycle.graph, &findings);
+        let (labels, edge_labels) = if with_labels { labels(&cycle.graph, &findings) } else { Default::default() };
         Report {
             generated_at: cycle.now,
             previous_snapshot: cycle.previous.as_ref().map(|(at, _)| *at),
@@ -356,11 +375,26 @@ mod tests {
         let sources = crate::pipeline::sync_all(&config, &store, now).await;
         let mut cycle = crate::pipeline::analyze_and_record(&config, &store, now, sources, None).await.expect("cycle");
         let report = Report::from_cycle(&mut cycle);
-        assert!(!report.findings.is_empty());
+        assert!(!report.findings.is_empty() && !report.labels.is_empty() && !report.edge_labels.is_empty());
         for format in [Format::Json, Format::Markdown, Format::Ocsf] {
             let mut written = Vec::new();
             report.write(format, &mut written).expect("write");
             assert_eq!(String::from_utf8(written).expect("utf-8"), report.render(format), "{format:?}");
+        }
+        // `scan` builds the report for its one format: the same text, the
+        // labels only where the format shows them.
+        for format in [Format::Json, Format::Markdown, Format::Ocsf, Format::Html] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            config.store.url = format!("sqlite://{}", dir.path().join("store.db").display());
+            let store = crate::store::Store::open(&config.store.url).await.expect("store");
+            let sources = crate::pipeline::sync_all(&config, &store, now).await;
+            let mut cycle =
+                crate::pipeline::analyze_and_record(&config, &store, now, sources, None).await.expect("cycle");
+            let mut scanned = Report::from_cycle_for(&mut cycle, format);
+            assert_eq!(scanned.labels.is_empty(), !format.shows_labels(), "{format:?}");
+            // Only the syncs' durations differ between the two runs.
+            scanned.sources.clone_from(&report.sources);
+            assert!(scanned.render(format) == report.render(format), "{format:?} differs");
         }
     }
 

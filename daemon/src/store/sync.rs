@@ -771,7 +771,7 @@ async fn current_rows(
 }
 
 /// Maps keyed by row keys, with a seeded hasher (foldhash's): keys come
-/// from remote systems, and SipHash was a tenth of a large diff.
+/// from remote systems, and SipHash showed in a large diff's profile.
 type RowMap<K, V> = hashbrown::HashMap<K, V>;
 
 /// (key, body hash, valid from) of a current row in an SQLite window; the
