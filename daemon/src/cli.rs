@@ -406,7 +406,6 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     if args.format == Format::Html {
         report = report.with_history(&store.analysis_history(TREND_SNAPSHOTS).await.map_err(internal)?);
     }
-    tracing::debug!(rss_mib = crate::memory::resident_mib(), "rendering the report");
     write_output_with(args.output.as_deref(), |out| report.write(args.format, out))?;
     tracing::debug!(rss_mib = crate::memory::resident_mib(), "report written");
     if any_failed {

@@ -12,15 +12,15 @@
 //! - a qualified id (`"group:u1"`, `"role:u1"`, `"dataset:po"`, i.e. the node
 //!   id without its source, optionally with it) removes the ambiguity.
 
-use std::hash::BuildHasher;
-
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::HashMap;
+use hashbrown::hash_map::Entry as Slot;
 
 use accessgraph_graph::model::{Edge, EdgeKind, Fragment, LastUse, Node, NodeKind, node_id};
 use chrono::{DateTime, Utc};
 
 use super::parse::{RawSnapshot, SUPPORTED_VERSION};
 use crate::connector::SyncError;
+use crate::fragment::UniqueEdges;
 
 /// Maps a parsed snapshot of the source named `source` to its fragment.
 /// `file` names the input in errors.
@@ -46,7 +46,7 @@ pub fn map(source: &str, file: &str, raw: RawSnapshot) -> Result<Fragment, SyncE
         + raw.roles.iter().map(|r| r.assumable_by.len()).sum::<usize>()
         + raw.grants.len()
         + raw.credentials.len();
-    let mut edges = Edges::with_capacity(edge_count);
+    let mut edges = UniqueEdges::with_capacity(edge_count);
 
     for (i, identity) in raw.identities.iter().enumerate() {
         let entry = mapper.lookup_own(Category::Identity, &identity.id);
@@ -142,7 +142,7 @@ pub fn map(source: &str, file: &str, raw: RawSnapshot) -> Result<Fragment, SyncE
         {
             return Err(mapper.invalid(&format!("$.grants[{i}].expires_at"), "the grant expires before it was granted"));
         }
-        edges.merge_grant(edge);
+        merge_grant(&mut edges, edge);
     }
 
     for (i, credential) in raw.credentials.iter().enumerate() {
@@ -171,7 +171,7 @@ pub fn map(source: &str, file: &str, raw: RawSnapshot) -> Result<Fragment, SyncE
         nodes.push(node);
     }
 
-    Ok(Fragment { source: source.to_string(), nodes, edges: edges.edges, kept: Vec::new() })
+    Ok(Fragment { source: source.to_string(), nodes, edges: edges.into_vec(), kept: Vec::new() })
 }
 
 /// A JSON path, formatted only for an error message.
@@ -313,13 +313,16 @@ impl<'a> Mapper<'a> {
                     format!("duplicate credential id `{}` (first at $.credentials[{first}])", credential.id),
                 ));
             }
-            let id = node_id(self.source, &credential.kind, &credential.id);
-            if let Some(first) = node_ids.insert(id, record) {
-                let id = node_id(self.source, &credential.kind, &credential.id);
-                return Err(self.invalid(
-                    &format!("$.credentials[{i}].id"),
-                    format!("node id `{id}` is already used by {}", first.path()),
-                ));
+            match node_ids.entry(node_id(self.source, &credential.kind, &credential.id)) {
+                Slot::Occupied(first) => {
+                    return Err(self.invalid(
+                        &format!("$.credentials[{i}].id"),
+                        format!("node id `{}` is already used by {}", first.key(), first.get().path()),
+                    ));
+                }
+                Slot::Vacant(slot) => {
+                    slot.insert(record);
+                }
             }
         }
         Ok(())
@@ -401,13 +404,12 @@ impl<'a> Mapper<'a> {
         field: &str,
     ) -> Result<usize, SyncError> {
         let same_id = self.by_id.get(reference).map(Vec::as_slice).unwrap_or_default();
-        let mut bare = same_id.iter().copied().filter(|&e| allowed.contains(&self.entries[e].category));
-        match (bare.next(), bare.next()) {
+        let bare = || same_id.iter().copied().filter(|&e| allowed.contains(&self.entries[e].category));
+        match (bare().next(), bare().nth(1)) {
             (Some(one), None) => return Ok(one),
             (None, _) => {}
             (Some(_), Some(_)) => {
-                let many: Vec<usize> =
-                    same_id.iter().copied().filter(|&e| allowed.contains(&self.entries[e].category)).collect();
+                let many: Vec<usize> = bare().collect();
                 let found: Vec<String> = many
                     .iter()
                     .map(|&e| {
@@ -495,69 +497,22 @@ impl<'a> Mapper<'a> {
     }
 }
 
-/// Edges unique by key ([`Edge::key`]), found without building a key
-/// string per edge: the key is written into a reused buffer and hashed.
-struct Edges {
-    edges: Vec<Edge>,
-    /// Positions in `edges`, by the hash of their key.
-    by_key: HashTable<usize>,
-    hasher: DefaultHashBuilder,
-    key: String,
-    other_key: String,
-}
-
-impl Edges {
-    fn with_capacity(capacity: usize) -> Edges {
-        Edges {
-            edges: Vec::with_capacity(capacity),
-            by_key: HashTable::with_capacity(capacity),
-            hasher: DefaultHashBuilder::default(),
-            key: String::new(),
-            other_key: String::new(),
-        }
-    }
-
-    /// The position of the edge with `edge`'s key, or where it was added.
-    fn find_or_add(&mut self, edge: Edge) -> Result<usize, (usize, Edge)> {
-        edge.write_key(&mut self.key);
-        let hash = self.hasher.hash_one(self.key.as_str());
-        let Edges { edges, by_key, hasher, key, other_key } = self;
-        let found = by_key.find(hash, |&at| {
-            edges[at].write_key(other_key);
-            other_key == key
-        });
-        if let Some(&at) = found {
-            return Err((at, edge));
-        }
-        let at = edges.len();
-        edges.push(edge);
-        // Rehashing (only past the capacity reserved) needs each key again.
-        by_key.insert_unique(hash, at, |&at| hasher.hash_one(edges[at].key().as_str()));
-        Ok(at)
-    }
-
-    /// Adds an edge unless the same fact is already there.
-    fn push(&mut self, edge: Edge) {
-        let _ = self.find_or_add(edge);
-    }
-
-    /// Adds a grant; a grant of the same actions by the same principal on the
-    /// same resource merges into it: the latest expiry wins (none beats any),
-    /// and the earliest known grant time is kept (the access is that old).
-    fn merge_grant(&mut self, edge: Edge) {
-        let Err((at, edge)) = self.find_or_add(edge) else {
-            return;
-        };
-        let existing = &mut self.edges[at];
-        existing.expires_at = match (existing.expires_at, edge.expires_at) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            _ => None,
-        };
-        existing.granted_at = match (existing.granted_at, edge.granted_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-    }
+/// Adds a grant; a grant of the same actions by the same principal on the
+/// same resource merges into it: the latest expiry wins (none beats any),
+/// and the earliest known grant time is kept (the access is that old).
+fn merge_grant(edges: &mut UniqueEdges, edge: Edge) {
+    let Err((at, edge)) = edges.find_or_add(edge) else {
+        return;
+    };
+    let existing = edges.get_mut(at);
+    existing.expires_at = match (existing.expires_at, edge.expires_at) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        _ => None,
+    };
+    existing.granted_at = match (existing.granted_at, edge.granted_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
 }
 
 fn article(noun: &str) -> &'static str {
@@ -572,27 +527,22 @@ fn non_empty(value: Option<&str>) -> Option<String> {
 mod edge_tests {
     use super::*;
 
-    /// Past its reserved capacity the table rehashes from the edges' keys;
-    /// duplicates are still found and merged afterwards.
+    /// Duplicate grants merge their times, whichever order their actions
+    /// were written in.
     #[test]
-    fn edges_stay_unique_past_their_capacity() {
-        let mut edges = Edges::with_capacity(0);
+    fn duplicate_grants_merge() {
+        let mut edges = UniqueEdges::with_capacity(0);
         let at = |day: u32| Some(format!("2026-01-{day:02}T00:00:00Z").parse::<DateTime<Utc>>().expect("time"));
         for round in 0..2u32 {
             for i in 0..500 {
                 let mut grant = Edge::grant(format!("s:user:u{i}"), "s:repo:r", ["write", "read"]);
                 grant.granted_at = at(round + 1);
-                edges.merge_grant(grant);
-                edges.push(Edge::new(format!("s:user:u{i}"), "s:group:g", EdgeKind::MemberOf));
+                merge_grant(&mut edges, grant);
             }
         }
-        assert_eq!(edges.edges.len(), 1000);
-        let keys: std::collections::BTreeSet<String> = edges.edges.iter().map(Edge::key).collect();
-        assert_eq!(keys.len(), 1000);
-        let grant = edges.edges.iter().find(|e| e.kind == EdgeKind::Grant).expect("a grant");
-        assert_eq!(grant.granted_at, at(1), "the earliest grant time is kept");
-        // The same key written differently is still the same fact.
-        edges.merge_grant(Edge::grant("s:user:u1", "s:repo:r", ["read", "write", "read"]));
-        assert_eq!(edges.edges.len(), 1000);
+        merge_grant(&mut edges, Edge::grant("s:user:u1", "s:repo:r", ["read", "write", "read"]));
+        let edges = edges.into_vec();
+        assert_eq!(edges.len(), 500);
+        assert!(edges.iter().all(|e| e.granted_at == at(1)), "the earliest grant time is kept");
     }
 }

@@ -291,10 +291,7 @@ impl Store {
                     " WHERE status = 'resolved' AND fingerprint IN ({})",
                     self.backend.param_list(1, chunk.len())
                 );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(select_stored(&tail)));
-                for fingerprint in chunk {
-                    query = query.bind(*fingerprint);
-                }
+                let query = super::bind_texts(sqlx::query(sqlx::AssertSqlSafe(select_stored(&tail))), chunk);
                 for row in query.fetch_all(&mut *tx).await? {
                     let (fingerprint, entry) = StoredRow::of(&row)?.into_stored(seen_at)?;
                     stored.insert(fingerprint, entry);
@@ -380,10 +377,7 @@ impl Store {
         let mut resolutions: BTreeMap<(i64, Option<String>), Vec<&str>> = BTreeMap::new();
         for chunk in resolving.chunks(LOOKUP_BATCH) {
             let tail = format!(" WHERE fingerprint IN ({})", self.backend.param_list(1, chunk.len()));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(select_findings(&tail)));
-            for fingerprint in chunk {
-                query = query.bind(*fingerprint);
-            }
+            let query = super::bind_texts(sqlx::query(sqlx::AssertSqlSafe(select_findings(&tail))), chunk);
             let mut bodies: BTreeMap<String, Finding> = BTreeMap::new();
             for row in query.fetch_all(&mut *tx).await? {
                 let finding = row_to_finding(&row)?;
@@ -416,11 +410,10 @@ impl Store {
                     self.backend.param(3),
                     self.backend.param_list(4, chunk.len())
                 );
-                let mut query =
-                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us).bind(*last_seen).bind(last_event.clone());
-                for fingerprint in chunk {
-                    query = query.bind(*fingerprint);
-                }
+                let query = super::bind_texts(
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us).bind(*last_seen).bind(last_event.clone()),
+                    chunk,
+                );
                 query.execute(&mut *tx).await?;
             }
         }
@@ -533,10 +526,7 @@ async fn filed_sinks(
             "SELECT DISTINCT fingerprint, sink FROM outbox WHERE fingerprint IN ({})",
             backend.param_list(1, chunk.len())
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for fingerprint in chunk {
-            query = query.bind(*fingerprint);
-        }
+        let query = super::bind_texts(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk);
         for row in query.fetch_all(&mut **tx).await? {
             map.entry(row.try_get("fingerprint")?).or_default().insert(row.try_get("sink")?);
         }

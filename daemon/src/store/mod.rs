@@ -470,6 +470,15 @@ fn valid_rows<'a>(
     }
 }
 
+/// `query` with each of `values` bound in turn (the `IN (…)` lists of
+/// look-ups by key or fingerprint).
+pub(crate) fn bind_texts<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    values: &[&'q str],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    values.iter().fold(query, |query, value| query.bind(*value))
+}
+
 /// Rows per window of [`sqlite_windows`].
 const WINDOW_ROWS: usize = DECODE_CHUNK;
 

@@ -637,18 +637,12 @@ async fn apply_table(
     let closed = (delete_keys.len() + close_keys.len()) as u64;
     for chunk in delete_keys.chunks(CLOSE_BATCH) {
         let sql = delete_opened_sql(backend, table, chunk.len());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).bind(now_us);
-        for key in chunk {
-            query = query.bind(*key);
-        }
+        let query = super::bind_texts(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(source).bind(now_us), chunk);
         query.execute(&mut **tx).await?;
     }
     for chunk in close_keys.chunks(CLOSE_BATCH) {
         let sql = close_sql(backend, table, chunk.len());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us).bind(source);
-        for key in chunk {
-            query = query.bind(*key);
-        }
+        let query = super::bind_texts(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us).bind(source), chunk);
         query.execute(&mut **tx).await?;
     }
 
