@@ -408,6 +408,7 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8, Exit> {
     }
     write_output_with(args.output.as_deref(), |out| report.write(args.format, out))?;
     tracing::debug!(rss_mib = crate::memory::resident_mib(), "report written");
+    store.settle_background().await;
     if any_failed {
         return Ok(exit::SOURCE_FAILED);
     }

@@ -1,6 +1,7 @@
 //! The findings lifecycle: open, update, resolve, reopen, mute; each state
 //! change becomes outbox rows in the same transaction.
 
+use super::write::{BulkConnection, Pipeline};
 use super::{Store, StoreError, decode_json, from_micros, to_micros};
 use accessgraph_config::SinkConfig;
 use accessgraph_connectors::sinks::{EventKind, TicketEvent};
@@ -240,7 +241,8 @@ impl Store {
         sinks: &[SinkConfig],
     ) -> Result<Reconciled, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
+        let mut conn = self.bulk_connection().await?;
+        let mut tx = conn.begin().await?;
         if self.backend == super::Backend::Postgres {
             // Replicas (or a `scan` beside the daemon) reconcile one at a
             // time: two concurrent reconciliations would both see a finding
@@ -364,7 +366,11 @@ impl Store {
                 out.changes.push((event, Changed::Current(position)));
             }
         }
-        insert_findings(&mut tx, self.backend, findings, &new_rows, now_us).await?;
+        {
+            let mut pipeline = Pipeline::new(&mut tx);
+            insert_findings(&mut pipeline, self.backend, findings, &new_rows, now_us).await?;
+            pipeline.settle().await?;
+        }
         // Resolutions, written in batches of rows that take the same values.
         // The body is left as it was: the status column is the record's
         // status (`row_to_finding`), and nothing else in it changes. Only
@@ -427,12 +433,18 @@ impl Store {
         // Each state change queued for every sink that takes it, in the
         // order of the changes.
         let filed = filed_sinks(&mut tx, self.backend, &out, findings).await?;
-        let mut outbox = OutboxWriter::new(self.backend, now_us);
-        for (event, finding) in out.events(findings) {
-            outbox.push(&mut tx, outbox_rows(sinks, &filed, event, finding, now)?).await?;
+        {
+            let mut outbox = OutboxWriter::new(self.backend, now_us);
+            let mut pipeline = Pipeline::new(&mut tx);
+            for (event, finding) in out.events(findings) {
+                outbox.push(&mut pipeline, outbox_rows(sinks, &filed, event, finding, now)?).await?;
+            }
+            out.outbox_rows = outbox.finish(&mut pipeline).await?;
+            pipeline.settle().await?;
         }
-        out.outbox_rows = outbox.finish(&mut tx).await?;
-        tx.commit().await?;
+        let committed = BulkConnection::commit(tx, self.backend).await;
+        conn.checkpoint_in_background();
+        committed?;
         tracing::debug!(
             stored = stored.len(),
             new = new_rows.len(),
@@ -583,38 +595,37 @@ impl OutboxWriter {
         OutboxWriter { backend, now_us, pending: Vec::with_capacity(BATCH), written: 0 }
     }
 
-    async fn push(
-        &mut self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        rows: Vec<OutboxInsert>,
-    ) -> Result<(), StoreError> {
+    async fn push(&mut self, pipeline: &mut Pipeline<'_, '_>, rows: Vec<OutboxInsert>) -> Result<(), StoreError> {
         self.pending.extend(rows);
         if self.pending.len() >= BATCH {
-            self.flush(tx).await?;
+            self.flush(pipeline).await?;
         }
         Ok(())
     }
 
-    async fn flush(&mut self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
-        self.written += insert_outbox(tx, self.backend, &self.pending, self.now_us).await?;
-        self.pending.clear();
+    async fn flush(&mut self, pipeline: &mut Pipeline<'_, '_>) -> Result<(), StoreError> {
+        self.written += insert_outbox(pipeline, self.backend, std::mem::take(&mut self.pending), self.now_us).await?;
+        self.pending.reserve(BATCH);
         Ok(())
     }
 
     /// Writes what is left; the number of rows written in all.
-    async fn finish(mut self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<u64, StoreError> {
-        self.flush(tx).await?;
+    async fn finish(mut self, pipeline: &mut Pipeline<'_, '_>) -> Result<u64, StoreError> {
+        self.flush(pipeline).await?;
         Ok(self.written)
     }
 }
 
 async fn insert_outbox(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    pipeline: &mut Pipeline<'_, '_>,
     backend: super::Backend,
-    rows: &[OutboxInsert],
+    rows: Vec<OutboxInsert>,
     now_us: i64,
 ) -> Result<u64, StoreError> {
-    for chunk in rows.chunks(BATCH) {
+    let written = rows.len() as u64;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<OutboxInsert> = rows.by_ref().take(BATCH).collect();
         let sql = format!(
             "INSERT INTO outbox (sink, fingerprint, event, payload, created_at, next_attempt_at) VALUES {}",
             backend.values_clause(chunk.len(), 6)
@@ -622,21 +633,21 @@ async fn insert_outbox(
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             query = query
-                .bind(row.sink.clone())
-                .bind(row.fingerprint.clone())
+                .bind(row.sink)
+                .bind(row.fingerprint)
                 .bind(row.event.as_str())
-                .bind(row.payload.clone())
+                .bind(row.payload)
                 .bind(now_us)
                 .bind(now_us);
         }
-        query.execute(&mut **tx).await?;
+        pipeline.send(query).await?;
     }
-    Ok(rows.len() as u64)
+    Ok(written)
 }
 
 /// Inserts the new findings: `rows` are (position in `findings`, last event).
 async fn insert_findings(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    pipeline: &mut Pipeline<'_, '_>,
     backend: super::Backend,
     findings: &[Finding],
     rows: &[(usize, Option<String>)],
@@ -667,7 +678,7 @@ async fn insert_findings(
                 .bind(digests.material)
                 .bind(digests.record);
         }
-        query.execute(&mut **tx).await?;
+        pipeline.send(query).await?;
     }
     Ok(())
 }

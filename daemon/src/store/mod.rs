@@ -14,6 +14,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 mod tickets;
+mod write;
 
 pub use findings::{Changed, Reconciled, StateChange};
 pub use http_cache::StoreResponseCache;
@@ -95,6 +96,8 @@ pub struct Store {
     /// Orders the instants syncs stamp on their rows against the instants
     /// analyses run at (see [`Store::stamp_shared`]).
     stamp_order: std::sync::Arc<tokio::sync::RwLock<()>>,
+    /// Checkpoints left running by bulk writes ([`write::BulkConnection`]).
+    background: write::Background,
 }
 
 /// Epoch microseconds of an instant.
@@ -156,7 +159,13 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        let store = Store { pool, backend, write_turn: Default::default(), stamp_order: Default::default() };
+        let store = Store {
+            pool,
+            backend,
+            write_turn: Default::default(),
+            stamp_order: Default::default(),
+            background: Default::default(),
+        };
         store.backfill_node_keys().await?;
         Ok(store)
     }
