@@ -443,7 +443,9 @@ impl Store {
             pipeline.settle().await?;
         }
         let committed = BulkConnection::commit(tx, self.backend).await;
-        conn.checkpoint_in_background();
+        if committed.is_ok() {
+            conn.checkpoint_in_background();
+        }
         committed?;
         tracing::debug!(
             stored = stored.len(),
@@ -627,7 +629,8 @@ async fn insert_outbox(
     while rows.peek().is_some() {
         let chunk: Vec<OutboxInsert> = rows.by_ref().take(BATCH).collect();
         let sql = format!(
-            "INSERT INTO outbox (sink, fingerprint, event, payload, created_at, next_attempt_at) VALUES {}",
+            "{} outbox (sink, fingerprint, event, payload, created_at, next_attempt_at) VALUES {}",
+            backend.bulk_insert(),
             backend.values_clause(chunk.len(), 6)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -655,8 +658,9 @@ async fn insert_findings(
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(BATCH) {
         let sql = format!(
-            "INSERT INTO findings (fingerprint, rule, severity, subject, object, status, first_seen, last_seen, \
+            "{} findings (fingerprint, rule, severity, subject, object, status, first_seen, last_seen, \
              last_event, body, material_digest, record_digest) VALUES {}",
+            backend.bulk_insert(),
             backend.values_clause(chunk.len(), 12)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -129,7 +129,9 @@ impl Store {
         .await?;
         let committing = std::time::Instant::now();
         let committed = BulkConnection::commit(tx, self.backend).await;
-        conn.checkpoint_in_background();
+        if committed.is_ok() {
+            conn.checkpoint_in_background();
+        }
         committed?;
         tracing::debug!(source, elapsed_ms = committing.elapsed().as_millis() as u64, "sync committed");
         Ok(stats)
@@ -513,7 +515,8 @@ fn row_width(table: Table) -> usize {
 /// `INSERT INTO t (source, valid_from, …) VALUES (…), (…)`, `rows` rows.
 fn insert_sql(backend: super::Backend, table: Table, rows: usize) -> String {
     format!(
-        "INSERT INTO {} (source, valid_from, {}) VALUES {}",
+        "{} {} (source, valid_from, {}) VALUES {}",
+        backend.bulk_insert(),
         table.name(),
         table.columns().join(", "),
         backend.values_clause(rows, row_width(table))
@@ -995,7 +998,7 @@ mod unit_tests {
         );
         assert_eq!(
             insert_sql(super::super::Backend::Sqlite, Table::Edges, 2),
-            "INSERT INTO edges (source, valid_from, edge_key, from_id, to_id, kind, body, body_hash) VALUES \
+            "INSERT OR ROLLBACK INTO edges (source, valid_from, edge_key, from_id, to_id, kind, body, body_hash) VALUES \
              (?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?)"
         );
         assert_eq!(super::super::Backend::Postgres.param_list(3, 2), "$3, $4");

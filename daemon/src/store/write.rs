@@ -73,10 +73,26 @@ const SQLITE_AUTOCHECKPOINT_PAGES: u32 = 1000;
 /// background ([`BulkConnection::checkpoint_in_background`]), beside what
 /// the caller does next. Durability is unchanged: in WAL mode with
 /// `synchronous = NORMAL` a commit is never synced to disk, a checkpoint is.
+///
+/// A bulk connection dropped without
+/// [`BulkConnection::checkpoint_in_background`] (its transaction failed or
+/// was abandoned) is closed rather than pooled: an `INSERT OR ROLLBACK`
+/// ([`Backend::bulk_insert`]) that failed has ended the transaction inside
+/// SQLite, and sqlx, whose own rollback then fails, would hand the
+/// connection out again believing it still in one.
 pub(crate) struct BulkConnection {
-    conn: PoolConnection<sqlx::Any>,
+    /// `None` once handed to the background checkpoint.
+    conn: Option<PoolConnection<sqlx::Any>>,
     backend: Backend,
     background: Background,
+}
+
+impl Drop for BulkConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
 }
 
 /// Tasks a store left running after a write returned.
@@ -95,7 +111,7 @@ impl Store {
     /// Takes a connection from the pool for a bulk write.
     pub(crate) async fn bulk_connection(&self) -> Result<BulkConnection, StoreError> {
         Ok(BulkConnection {
-            conn: self.pool.acquire().await?,
+            conn: Some(self.pool.acquire().await?),
             backend: self.backend,
             background: self.background.clone(),
         })
@@ -122,16 +138,17 @@ impl BulkConnection {
     /// Begins the write transaction, taking SQLite's write lock up front as
     /// [`Store::begin_write`] does.
     pub(crate) async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, StoreError> {
+        let conn = self.conn.as_mut().ok_or_else(|| StoreError::Conflict("bulk connection already finished".into()))?;
         Ok(match self.backend {
-            Backend::Sqlite => self.conn.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.conn.begin().await?,
+            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => conn.begin().await?,
         })
     }
 
     /// Commits `tx` (begun by [`BulkConnection::begin`]) without SQLite's
-    /// automatic checkpoint. Follow it with
-    /// [`BulkConnection::checkpoint_in_background`], whether it succeeded or
-    /// not: that also restores the automatic checkpoint.
+    /// automatic checkpoint. Once it succeeded, follow it with
+    /// [`BulkConnection::checkpoint_in_background`], which also restores the
+    /// automatic checkpoint; after a failure, drop the connection (closed).
     pub(crate) async fn commit(tx: sqlx::Transaction<'_, sqlx::Any>, backend: Backend) -> Result<(), StoreError> {
         let mut tx = tx;
         if backend == Backend::Sqlite {
@@ -146,10 +163,12 @@ impl BulkConnection {
     /// the automatic checkpoint and hands the connection back to the pool.
     /// A connection whose setting could not be restored is closed instead.
     pub(crate) fn checkpoint_in_background(self) {
-        let BulkConnection { mut conn, backend, background } = self;
-        if backend != Backend::Sqlite {
+        let mut this = self;
+        let Some(mut conn) = this.conn.take() else { return };
+        if this.backend != Backend::Sqlite {
             return;
         }
+        let background = this.background.clone();
         background.push(tokio::spawn(async move {
             let started = std::time::Instant::now();
             match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await {
@@ -212,10 +231,66 @@ mod tests {
             assert!(after.is_err(), "a statement after a failed one is refused");
         }
         drop(tx);
-        conn.checkpoint_in_background();
-        store.settle_background().await;
+        drop(conn);
         assert_eq!(meta_value(&store, "a").await, None);
         assert_eq!(meta_value(&store, "b").await, None);
+    }
+
+    /// A constraint failure of a bulk INSERT ends the transaction inside
+    /// SQLite (`OR ROLLBACK`); nothing of it is stored, and the connection
+    /// it left is not handed out again: every connection of the pool begins
+    /// and commits writes afterwards.
+    #[tokio::test]
+    async fn a_bulk_insert_that_breaks_a_constraint_leaves_the_pool_usable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite_store(&dir).await;
+        let insert = format!("{} store_meta (key, value) VALUES ($1, $2), ($3, $4)", store.backend.bulk_insert());
+        for attempt in 0..6 {
+            let mut conn = store.bulk_connection().await.expect("connection");
+            let mut tx = conn.begin().await.expect("begin");
+            {
+                let mut pipeline = Pipeline::new(&mut tx);
+                let first = sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                    .bind(format!("ok {attempt}"))
+                    .bind("1")
+                    .bind(format!("other {attempt}"))
+                    .bind("1");
+                pipeline.send(first).await.expect("first");
+                let twice = sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                    .bind(format!("dup {attempt}"))
+                    .bind("1")
+                    .bind(format!("dup {attempt}"))
+                    .bind("2");
+                let failed = match pipeline.send(twice).await {
+                    Ok(()) => pipeline.settle().await.map(drop),
+                    Err(error) => Err(error),
+                };
+                assert!(matches!(failed, Err(StoreError::Database(_))), "{failed:?}");
+            }
+            drop(tx);
+            drop(conn);
+            assert_eq!(meta_value(&store, &format!("ok {attempt}")).await, None, "rolled back whole");
+        }
+        // Every pooled connection still begins, writes and commits.
+        let mut held = Vec::new();
+        for i in 0..4 {
+            let mut conn = store.bulk_connection().await.expect("connection");
+            let mut tx = conn.begin().await.expect("begin after the failures");
+            sqlx::query("INSERT INTO store_meta (key, value) VALUES ($1, 'x')")
+                .bind(format!("after {i}"))
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+            BulkConnection::commit(tx, store.backend).await.expect("commit");
+            held.push(conn);
+        }
+        for conn in held {
+            conn.checkpoint_in_background();
+        }
+        store.settle_background().await;
+        for i in 0..4 {
+            assert_eq!(meta_value(&store, &format!("after {i}")).await.as_deref(), Some("x"));
+        }
     }
 
     /// Statements sent through the pipeline land in order, once committed.
@@ -236,9 +311,8 @@ mod tests {
             pipeline.send(sqlx::query("UPDATE store_meta SET value = 'last' WHERE key = 'k49'")).await.expect("send");
             pipeline.settle().await.expect("settle");
         }
-        let committed = BulkConnection::commit(tx, store.backend).await;
+        BulkConnection::commit(tx, store.backend).await.expect("commit");
         conn.checkpoint_in_background();
-        committed.expect("commit");
         assert_eq!(meta_value(&store, "k0").await.as_deref(), Some("0"));
         assert_eq!(meta_value(&store, "k49").await.as_deref(), Some("last"));
     }
@@ -260,9 +334,8 @@ mod tests {
                 .await
                 .expect("insert");
         }
-        let committed = BulkConnection::commit(tx, store.backend).await;
+        BulkConnection::commit(tx, store.backend).await.expect("commit");
         conn.checkpoint_in_background();
-        committed.expect("commit");
         store.settle_background().await;
         let mut held = Vec::new();
         for _ in 0..4 {
