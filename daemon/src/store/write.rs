@@ -39,9 +39,11 @@ impl<'t, 'c> Pipeline<'t, 'c> {
         });
         // One poll hands the statement to the worker thread.
         match std::future::poll_fn(|cx| std::task::Poll::Ready(running.as_mut().poll(cx))).await {
+            // A failed statement ends the pipeline's use of the
+            // transaction, however fast it failed.
             std::task::Poll::Ready((tx, result)) => {
-                self.idle = Some(tx);
                 result?;
+                self.idle = Some(tx);
             }
             std::task::Poll::Pending => self.busy = Some(running),
         }
