@@ -512,7 +512,8 @@ fn row_width(table: Table) -> usize {
     table.columns().len() + 2
 }
 
-/// `INSERT INTO t (source, valid_from, …) VALUES (…), (…)`, `rows` rows.
+/// `INSERT [OR ROLLBACK] INTO t (source, valid_from, …) VALUES (…), (…)`
+/// ([`super::Backend::bulk_insert`]), `rows` rows.
 fn insert_sql(backend: super::Backend, table: Table, rows: usize) -> String {
     format!(
         "{} {} (source, valid_from, {}) VALUES {}",
