@@ -87,7 +87,8 @@ impl Digests {
         for field in [&finding.title, &finding.detail, &finding.remediation] {
             digest_field(&mut record, field);
         }
-        Digests { material: short_hex(material), record: short_hex(record) }
+        let text = |digest| String::from_utf8_lossy(&super::short_hex(digest)).into_owned();
+        Digests { material: text(material), record: text(record) }
     }
 }
 
@@ -95,10 +96,6 @@ impl Digests {
 fn digest_field(digest: &mut Sha256, field: &str) {
     digest.update((field.len() as u64).to_le_bytes());
     digest.update(field.as_bytes());
-}
-
-fn short_hex(digest: Sha256) -> String {
-    hex::encode(&digest.finalize()[..16])
 }
 
 fn visible_open(last_event: Option<&str>) -> bool {

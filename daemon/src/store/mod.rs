@@ -100,6 +100,16 @@ pub struct Store {
     background: write::Background,
 }
 
+/// The store's digests (row bodies, findings): hex of the first 16 bytes of
+/// a SHA-256.
+pub(crate) fn short_hex(digest: sha2::Sha256) -> [u8; 32] {
+    use sha2::Digest;
+    let mut out = [0u8; 32];
+    // 16 bytes always fit 32 hex digits.
+    let _ = hex::encode_to_slice(&digest.finalize()[..16], &mut out);
+    out
+}
+
 /// Epoch microseconds of an instant.
 pub fn to_micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()

@@ -384,13 +384,9 @@ fn fragment_digest(
     hex::encode(digest.finalize())
 }
 
-/// The stored content hash of a body: hex of the first 16 bytes of SHA-256.
+/// The stored content hash of a body ([`super::short_hex`]).
 fn hash_hex(body: &[u8]) -> [u8; 32] {
-    let digest = Sha256::digest(body);
-    let mut out = [0u8; 32];
-    // 16 bytes always fit 32 hex digits.
-    let _ = hex::encode_to_slice(&digest[..16], &mut out);
-    out
+    super::short_hex(Sha256::new_with_prefix(body))
 }
 
 /// A row the source currently has open.

@@ -170,7 +170,7 @@ impl BulkConnection {
         if this.backend != Backend::Sqlite {
             return;
         }
-        let background = this.background.clone();
+        let background = std::mem::take(&mut this.background);
         background.push(tokio::spawn(async move {
             let started = std::time::Instant::now();
             match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await {
@@ -201,10 +201,11 @@ mod tests {
         Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.expect("store")
     }
 
-    async fn meta_value(store: &Store, key: &str) -> Option<String> {
+    /// A `store_meta` value, read through the pool or a held connection.
+    async fn meta_value<'e>(executor: impl sqlx::Executor<'e, Database = sqlx::Any>, key: &str) -> Option<String> {
         sqlx::query("SELECT value FROM store_meta WHERE key = $1")
             .bind(key)
-            .fetch_optional(store.pool())
+            .fetch_optional(executor)
             .await
             .expect("read")
             .map(|row| row.try_get("value").expect("value"))
@@ -234,8 +235,8 @@ mod tests {
         }
         drop(tx);
         drop(conn);
-        assert_eq!(meta_value(&store, "a").await, None);
-        assert_eq!(meta_value(&store, "b").await, None);
+        assert_eq!(meta_value(store.pool(), "a").await, None);
+        assert_eq!(meta_value(store.pool(), "b").await, None);
     }
 
     /// A constraint failure of a bulk INSERT ends the transaction inside
@@ -271,7 +272,7 @@ mod tests {
             }
             drop(tx);
             drop(conn);
-            assert_eq!(meta_value(&store, &format!("ok {attempt}")).await, None, "rolled back whole");
+            assert_eq!(meta_value(store.pool(), &format!("ok {attempt}")).await, None, "rolled back whole");
         }
         // Every pooled connection still begins, writes and commits.
         let mut held = Vec::new();
@@ -291,7 +292,7 @@ mod tests {
         }
         store.settle_background().await;
         for i in 0..4 {
-            assert_eq!(meta_value(&store, &format!("after {i}")).await.as_deref(), Some("x"));
+            assert_eq!(meta_value(store.pool(), &format!("after {i}")).await.as_deref(), Some("x"));
         }
     }
 
@@ -315,8 +316,8 @@ mod tests {
         }
         BulkConnection::commit(tx, store.backend).await.expect("commit");
         conn.checkpoint_in_background();
-        assert_eq!(meta_value(&store, "k0").await.as_deref(), Some("0"));
-        assert_eq!(meta_value(&store, "k49").await.as_deref(), Some("last"));
+        assert_eq!(meta_value(store.pool(), "k0").await.as_deref(), Some("0"));
+        assert_eq!(meta_value(store.pool(), "k49").await.as_deref(), Some("last"));
     }
 
     /// A bulk commit leaves the checkpoint to a background task, which
@@ -350,15 +351,6 @@ mod tests {
         let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *held[0]).await.expect("checkpoint");
         let (busy, wal, done): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
         assert_eq!((busy, wal), (0, done), "every frame of the WAL was already in the database");
-        assert_eq!(meta_value_on(&mut held[1], "key 1999").await.map(|v| v.len()), Some(500));
-    }
-
-    async fn meta_value_on(conn: &mut PoolConnection<sqlx::Any>, key: &str) -> Option<String> {
-        sqlx::query("SELECT value FROM store_meta WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&mut **conn)
-            .await
-            .expect("read")
-            .map(|row| row.try_get("value").expect("value"))
+        assert_eq!(meta_value(&mut *held[1], "key 1999").await.map(|v| v.len()), Some(500));
     }
 }
